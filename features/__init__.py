@@ -1,0 +1,1 @@
+"""Data in: canonical schema, readers, embedded store, demo fleet, tag governance."""

@@ -1,0 +1,5 @@
+"""Readers of billing exports into the cost frame (through DuckDB)."""
+
+from features.readers.base import ReadResult, Rejection
+
+__all__ = ["ReadResult", "Rejection"]

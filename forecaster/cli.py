@@ -1,0 +1,39 @@
+"""The ``forecaster`` command line (Typer)."""
+
+from __future__ import annotations
+
+import typer
+
+from forecaster import __version__
+from forecaster.commands import data, demo
+
+app = typer.Typer(
+    name="forecaster",
+    help="FinOps forecasting and recommendations for AI container workloads on AWS ECS and EKS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.ingest_app, name="ingest")
+app.command("tags")(data.tags)
+app.command("showback")(data.showback)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """FinOps forecasting and recommendations for AI container workloads."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

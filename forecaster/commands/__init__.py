@@ -1,0 +1,1 @@
+"""CLI command modules; ``forecaster.cli`` registers them on one Typer app."""

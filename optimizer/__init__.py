@@ -1,0 +1,1 @@
+"""forecaster stage: optimizer."""
