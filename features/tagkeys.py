@@ -17,6 +17,7 @@ the per-row path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -152,6 +153,9 @@ def tag_lookup_table(raw_values: Iterable[str | None]) -> pa.Table:
     cols: dict[str, pa.Array] = {
         "raw": pa.array(raws, type=pa.string()),
         "tags": pa.array(canon, type=pa.string()),
+        "tag_key": pa.array(
+            [hashlib.md5(c.encode()).hexdigest() for c in canon], type=pa.string()
+        ),
         "tags_ok": pa.array(oks, type=pa.bool_()),
     }
     for d in TAG_DIMENSIONS:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from features.exceptions import IngestError
@@ -86,6 +87,7 @@ _COST_TYPES_OK = (
 )
 _TS_TYPES_OK = ("TIMESTAMP", "DATE", "VARCHAR")
 _CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+_NULL_KEY = "\x00<null>"
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -238,9 +240,11 @@ def read_focus(path: str | Path) -> ReadResult:
     warnings: list[str] = []
     rows_read = 0
     eff_read = 0.0
-    for file in files:
-        res = _read_one(file)
+    refs: list[pa.Table] = []
+    for i, file in enumerate(files):
+        res, lines = _read_one(file)
         tables.append(res.table)
+        refs.append(pa.table({"file_idx": pa.array([i] * len(lines), pa.int32()), "row": lines}))
         rejections += res.rejections
         warnings += res.warnings
         rows_read += res.rows_read
@@ -248,7 +252,7 @@ def read_focus(path: str | Path) -> ReadResult:
     table = pa.concat_tables(tables) if tables else COST_ARROW_SCHEMA.empty_table()
     # Lines repeated across files (same content) are duplicates too.
     if len(files) > 1 and table.num_rows:
-        table, dup_rej = _drop_cross_file_duplicates(table)
+        table, dup_rej = _drop_cross_file_duplicates(table, pa.concat_tables(refs), files)
         rejections += dup_rej
     return ReadResult(
         source="focus",
@@ -261,27 +265,26 @@ def read_focus(path: str | Path) -> ReadResult:
     )
 
 
-def _drop_cross_file_duplicates(table: pa.Table) -> tuple[pa.Table, list[Rejection]]:
-    con = connect()
-    con.register("t", table)
-    run(con, "CREATE TEMP TABLE n AS SELECT *, row_number() OVER () AS _i FROM t")
-    dup = con.execute(
-        "SELECT _i, json_extract_string(extras, '$._file'), "
-        "CAST(json_extract_string(extras, '$._row') AS BIGINT), effective_cost FROM ("
-        " SELECT *, row_number() OVER (PARTITION BY line_id ORDER BY _i) AS k FROM n) WHERE k > 1"
-    ).fetchall()
-    if not dup:
+def _drop_cross_file_duplicates(
+    table: pa.Table, refs: pa.Table, files: list[Path]
+) -> tuple[pa.Table, list[Rejection]]:
+    """Reject lines whose id already appeared in an earlier file of the same read."""
+    ids = table.column("line_id").to_numpy(zero_copy_only=False)
+    first = pd.Index(ids).duplicated(keep="first")
+    if not first.any():
         return table, []
-    keep = con.sql(
-        "SELECT * EXCLUDE (_i) FROM (SELECT *, row_number() OVER (PARTITION BY line_id ORDER BY _i)"
-        " AS k FROM n) WHERE k = 1 ORDER BY _i"
-    ).to_arrow_table()
-    keep = keep.drop_columns(["k"])
-    rej = [Rejection(str(f), int(r), None, "duplicate_line_item", float(c)) for _, f, r, c in dup]
-    return keep, rej
+    pos = np.flatnonzero(first)
+    file_idx = refs.column("file_idx").to_numpy()[pos]
+    rows = refs.column("row").to_numpy()[pos]
+    costs = table.column("effective_cost").to_numpy(zero_copy_only=False)[pos]
+    rej = [
+        Rejection(str(files[int(f)]), int(r), None, "duplicate_line_item", float(c))
+        for f, r, c in zip(file_idx, rows, costs, strict=True)
+    ]
+    return table.filter(pa.array(~first)), rej
 
 
-def _read_one(file: Path) -> ReadResult:
+def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
     con = connect()
     rejections: list[Rejection] = []
     warnings: list[str] = []
@@ -366,46 +369,113 @@ def _read_one(file: Path) -> ReadResult:
         c
         for c in (
             "ChargeClass",
-            "ChargeDescription",
             "CommitmentDiscountId",
             "CommitmentDiscountStatus",
             "BillingPeriodStart",
             "SkuId",
-            "ResourceName",
-            "SkuMeter",
         )
         if names.get(c)
     ]
-    json_args = ", ".join(
+    tags_col = names.get("Tags")
+    tags_expr = f"CAST(r.{_q(tags_col)} AS VARCHAR)" if tags_col else "CAST(NULL AS VARCHAR)"
+    provider_expr = f"coalesce(NULLIF({col('ServiceProviderName')}, ''), {col('ProviderName')})"
+
+    # Tags: canonicalise the few distinct raw values in Python, join them back on a key.
+    distinct = [
+        row[0] for row in con.execute(f"SELECT DISTINCT {tags_expr} FROM {rel} r").fetchall()
+    ]
+    lookup = tag_lookup_table(distinct)
+    lookup = lookup.append_column(
+        "raw_key", pa.array([_NULL_KEY if v is None else v for v in distinct], pa.string())
+    )
+    con.register("tag_lookup", lookup)
+    # Identity of a charge (amounts excluded): a restated export keeps the ids of its lines,
+    # so re-ingesting it replaces amounts instead of adding rows.
+    identity_parts = [
+        col("BillingAccountId"),
+        col("SubAccountId"),
+        provider_expr,
+        col("RegionId"),
+        col("ServiceName"),
+        col("ResourceId"),
+        usage_expr,
+        col("PricingCategory"),
+        col("ChargeCategory"),
+        col("ChargeClass"),
+        col("SkuId"),
+        col("CommitmentDiscountId"),
+        col("ChargeDescription"),
+        *[f"CAST({_q(c)} AS VARCHAR)" for c in x_cols],
+        "t.tag_key",
+    ]
+    # The identity of a line = what it charges for, over which period (amounts excluded).
+    # md5 is slow per row, so it runs once per distinct non-time part (a few thousand
+    # resources x usage types), keyed in-run by DuckDB's fast hash(); the period is appended.
+    id_concat = "concat_ws('|', " + ", ".join(f"coalesce({e}, '')" for e in identity_parts) + ")"
+    id_hash = "hash(" + ", ".join(identity_parts) + ")"
+    extras_json = ", ".join(
         [f"{sql_str(c)}, CAST({_q(names[c] or c)} AS VARCHAR)" for c in extra_fields]
         + [f"{sql_str(c)}, CAST({_q(c)} AS VARCHAR)" for c in x_cols]
     )
-    extras_expr = f"CAST(json_object({json_args}) AS VARCHAR)" if json_args else "'{}'"
-    all_cols_hash = " || '\x1f' || ".join(
-        f"coalesce(CAST({_q(c)} AS VARCHAR), '\x00')" for c in cols if c != "_line"
+    dims_sel = ", ".join(f"t.tag_{d} AS {d}" for d in TAG_DIMENSIONS if d != "cluster")
+    cc_case = (
+        "CASE "
+        + " ".join(
+            f"WHEN lower(trim({col('ChargeCategory')})) = {sql_str(c.lower())} THEN {sql_str(c)}"
+            for c in _CHARGE_CATEGORIES
+        )
+        + " ELSE NULL END"
     )
-    tags_col = names.get("Tags")
-    tags_expr = f"CAST({_q(tags_col)} AS VARCHAR)" if tags_col else "CAST(NULL AS VARCHAR)"
-    provider_expr = f"coalesce(NULLIF({col('ServiceProviderName')}, ''), {col('ProviderName')})"
-
+    pricing = col("PricingCategory")
+    # One pass over the file; the inner select casts each column once, the outer one
+    # derives the classification and the rejection reason from the cast values.
     run(
         con,
         f"""
-        CREATE TEMP TABLE parsed AS
+        CREATE TEMP VIEW parsed0 AS
         SELECT
+            _line, ds, ds_end, provider, account, region, cluster, service,
+            {", ".join(d for d in TAG_DIMENSIONS if d != "cluster")},
+            instance_type, resource_id, usage_type, pricing_category,
+            CASE
+              WHEN charge_category <> 'Usage' THEN 'other'
+              WHEN lower(pricing_category) = 'dynamic' OR usage_type ILIKE '%SpotUsage%'
+                THEN 'spot'
+              WHEN lower(pricing_category) = 'committed' THEN 'committed'
+              WHEN lower(pricing_category) = 'standard' OR pricing_category IS NULL
+                THEN 'on_demand'
+              ELSE 'other'
+            END AS purchase_option,
+            charge_category, effective_cost, billed_cost, list_cost, usage_quantity,
+            usage_unit, currency, tags_canon, extras, _h, _tags_ok,
+            CASE
+              WHEN ds IS NULL THEN 'invalid_timestamp'
+              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'invalid_cost'
+              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'invalid_cost'
+              WHEN charge_category IS NULL THEN 'invalid_charge_category'
+            END AS _reason,
+            CASE
+              WHEN ds IS NULL THEN 'ChargePeriodStart'
+              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'EffectiveCost'
+              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'BilledCost'
+              WHEN charge_category IS NULL THEN 'ChargeCategory'
+            END AS _reason_col
+        FROM (
+          SELECT
             _line,
             {ts("ChargePeriodStart")} AS ds,
             {ts("ChargePeriodEnd")} AS ds_end,
-            {col("ChargePeriodStart")} AS _ds_raw,
             {provider_expr} AS provider,
             coalesce(NULLIF({col("SubAccountId")}, ''), {col("BillingAccountId")}) AS account,
             {col("RegionId")} AS region,
+            t.tag_cluster AS cluster,
             {col("ServiceName")} AS service,
+            {dims_sel},
             {itype_expr} AS instance_type,
             {col("ResourceId")} AS resource_id,
             {usage_expr} AS usage_type,
-            {col("PricingCategory")} AS pricing_category,
-            {col("ChargeCategory")} AS _cc_raw,
+            {pricing} AS pricing_category,
+            {cc_case} AS charge_category,
             {col("EffectiveCost", "DOUBLE")} AS effective_cost,
             {col("BilledCost", "DOUBLE")} AS billed_cost,
             {col("ListCost", "DOUBLE")} AS list_cost,
@@ -413,113 +483,111 @@ def _read_one(file: Path) -> ReadResult:
                 AS usage_quantity,
             coalesce({col("ConsumedUnit")}, {col("PricingUnit")}) AS usage_unit,
             {col("BillingCurrency")} AS currency,
-            {tags_expr} AS _tags_raw,
-            {extras_expr} AS extras,
-            md5({all_cols_hash}) AS line_id
-        FROM {rel}
+            t.tags AS tags_canon,
+            CAST(json_object({extras_json}) AS VARCHAR) AS extras,
+            {id_hash} AS _h,
+            t.tags_ok AS _tags_ok
+          FROM {rel} r JOIN tag_lookup t ON coalesce({tags_expr}, '{_NULL_KEY}') = t.raw_key
+        ) AS base
         """,
     )
-    n_rows = con.execute("SELECT count(*) FROM parsed").fetchall()[0][0]  # type: ignore[index]
+    run(
+        con,
+        f"""CREATE TEMP TABLE hk AS
+        SELECT _h, md5(any_value(_c)) AS _md FROM (
+            SELECT {id_hash} AS _h, {id_concat} AS _c
+            FROM {rel} r JOIN tag_lookup t ON coalesce({tags_expr}, '{_NULL_KEY}') = t.raw_key
+        ) GROUP BY _h""",
+    )
+    run(
+        con,
+        """CREATE TEMP VIEW parsed AS
+        SELECT p.*, hk._md || ':' || coalesce(CAST(epoch_us(p.ds) AS VARCHAR), '') || ':'
+               || coalesce(CAST(epoch_us(p.ds_end) AS VARCHAR), '') AS _identity
+        FROM parsed0 p JOIN hk USING (_h)""",
+    )
+    n_rows = con.execute("SELECT count(*) FROM parsed").fetchall()[0][0]
     rows_read = int(n_rows) + len(rejections)
-
-    # Tags: canonicalise the distinct raw values in Python, join back.
-    distinct = [r[0] for r in con.execute("SELECT DISTINCT _tags_raw FROM parsed").fetchall()]
-    lookup = tag_lookup_table(distinct)
-    con.register("tag_lookup", lookup)
-    bad_tags = con.execute(
-        "SELECT count(*), min(p._line) FROM parsed p JOIN tag_lookup t "
-        "ON p._tags_raw IS NOT DISTINCT FROM t.raw WHERE NOT t.tags_ok"
-    ).fetchall()[0]
+    bad_tags = con.execute("SELECT count(*), min(_line) FROM parsed WHERE NOT _tags_ok").fetchall()[
+        0
+    ]
     if bad_tags and bad_tags[0]:
         warnings.append(
             f"file {file}: {bad_tags[0]} row(s) have a Tags value that is not a JSON object "
             f"(first at row {bad_tags[1]}); their tags were read as empty"
         )
-    naive = (
-        con.execute(
-            "SELECT count(*) FROM parsed WHERE ds IS NOT NULL AND NOT regexp_matches(_ds_raw, "
-            "'(Z|[+-][0-9]{2}:?[0-9]{2})\\s*$')"
-        ).fetchall()[0]
-        if not _is_parquet(file)
-        else (0,)
-    )
-    if naive and naive[0]:
-        warnings.append(
-            f"file {file}: {naive[0]} row(s) have ChargePeriodStart without a timezone; read as UTC"
+    if not _is_parquet(file):
+        raw_ds = col("ChargePeriodStart")
+        naive = con.execute(
+            f"SELECT count(*) FROM {rel} WHERE {raw_ds} IS NOT NULL AND NOT regexp_matches("
+            f"{raw_ds}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})\\s*$') AND {ts('ChargePeriodStart')} "
+            "IS NOT NULL"
+        ).fetchall()[0][0]
+        if naive:
+            warnings.append(
+                f"file {file}: {naive} row(s) have ChargePeriodStart without a timezone; "
+                "read as UTC"
+            )
+    # Line ids: the identity hash. Exact repeats of a row are duplicates, while distinct rows
+    # sharing an identity get an occurrence suffix. This only runs when ids collide (rare).
+    collisions = con.execute(
+        "SELECT count(*) - count(DISTINCT (_h, ds, ds_end)) FROM parsed0 WHERE _reason IS NULL"
+    ).fetchall()[0][0]
+    if collisions:
+        full_hash = "hash(" + ", ".join(f"r.{_q(c)}" for c in cols if c != "_line") + ")"
+        run(
+            con,
+            f"""CREATE TEMP TABLE coll AS
+            SELECT p._line, p._identity, {full_hash} AS _full
+            FROM parsed p JOIN {rel} r USING (_line)
+            WHERE p._reason IS NULL AND p._identity IN (
+                SELECT _identity FROM parsed WHERE _reason IS NULL
+                GROUP BY 1 HAVING count(*) > 1)""",
         )
-    cc_case = (
-        "CASE "
-        + " ".join(
-            f"WHEN lower(trim(p._cc_raw)) = {sql_str(c.lower())} THEN {sql_str(c)}"
-            for c in _CHARGE_CATEGORIES
+        run(
+            con,
+            """CREATE TEMP TABLE ids AS
+            SELECT _line, _dup,
+                   row_number() OVER (PARTITION BY _identity, _dup ORDER BY _line) AS _k
+            FROM (SELECT _line, _identity, row_number() OVER (
+                    PARTITION BY _identity, _full ORDER BY _line) > 1 AS _dup FROM coll)""",
         )
-        + " ELSE NULL END"
-    )
-    dims_sel = ", ".join(f"t.tag_{d} AS {d}" for d in TAG_DIMENSIONS if d != "cluster")
-    run(
-        con,
-        f"""
-        CREATE TEMP TABLE classified AS
-        SELECT p.*, {cc_case} AS charge_category,
-               t.tags AS tags, t.tag_cluster AS cluster, {dims_sel},
-               CASE
-                 WHEN p.ds IS NULL THEN 'invalid_timestamp'
-                 WHEN p.effective_cost IS NULL OR NOT isfinite(p.effective_cost)
-                   THEN 'invalid_cost'
-                 WHEN p.billed_cost IS NULL OR NOT isfinite(p.billed_cost) THEN 'invalid_cost'
-                 WHEN ({cc_case}) IS NULL THEN 'invalid_charge_category'
-                 WHEN row_number() OVER (PARTITION BY p.line_id ORDER BY p._line) > 1
-                   THEN 'duplicate_line_item'
-                 ELSE NULL
-               END AS _reason,
-               CASE
-                 WHEN p.ds IS NULL THEN 'ChargePeriodStart'
-                 WHEN p.effective_cost IS NULL OR NOT isfinite(p.effective_cost)
-                   THEN 'EffectiveCost'
-                 WHEN p.billed_cost IS NULL OR NOT isfinite(p.billed_cost) THEN 'BilledCost'
-                 WHEN ({cc_case}) IS NULL THEN 'ChargeCategory'
-                 ELSE NULL
-               END AS _reason_col
-        FROM parsed p LEFT JOIN tag_lookup t ON p._tags_raw IS NOT DISTINCT FROM t.raw
-        """,
-    )
-    for line, reason, rcol, eff in con.execute(
-        "SELECT _line, _reason, _reason_col, effective_cost FROM classified "
+        src = (
+            "(SELECT p.* REPLACE ("
+            "coalesce(p._reason, CASE WHEN i._dup THEN 'duplicate_line_item' END) AS _reason, "
+            "CASE WHEN i._k > 1 AND NOT i._dup THEN p._identity || '#' || i._k "
+            "ELSE p._identity END AS _identity) FROM parsed p LEFT JOIN ids i USING (_line))"
+        )
+    else:
+        src = "parsed"
+    for line, reason_, rcol, eff_ in con.execute(
+        f"SELECT _line, _reason, _reason_col, effective_cost FROM {src} "
         "WHERE _reason IS NOT NULL ORDER BY _line"
     ).fetchall():
-        cost = float(eff) if eff is not None and math.isfinite(float(eff)) else math.nan
-        rejections.append(Rejection(str(file), int(line), rcol, str(reason), cost))
+        cost = float(eff_) if eff_ is not None and math.isfinite(float(eff_)) else math.nan
+        rejections.append(Rejection(str(file), int(line), rcol, str(reason_), cost))
     eff_read = con.execute(
         "SELECT coalesce(sum(effective_cost), 0) FROM parsed "
         "WHERE effective_cost IS NOT NULL AND isfinite(effective_cost)"
-    ).fetchall()[0][0]  # type: ignore[index]
-
-    purchase = """
-        CASE
-          WHEN charge_category <> 'Usage' THEN 'other'
-          WHEN lower(pricing_category) = 'dynamic' OR usage_type ILIKE '%SpotUsage%' THEN 'spot'
-          WHEN lower(pricing_category) = 'committed' THEN 'committed'
-          WHEN lower(pricing_category) = 'standard' OR pricing_category IS NULL THEN 'on_demand'
-          ELSE 'other'
-        END"""
+    ).fetchall()[0][0]
     select = []
     for c in COST_FRAME_COLUMNS:
-        if c == "purchase_option":
-            select.append(f"{purchase} AS purchase_option")
-        elif c == "source":
+        if c == "source":
             select.append("'focus' AS source")
-        elif c == "extras":
-            select.append(
-                f"json_merge_patch(extras, json_object('_file', {sql_str(file)}, '_row', _line))"
-                " AS extras"
-            )
+        elif c == "tags":
+            select.append("tags_canon AS tags")
+        elif c == "line_id":
+            select.append("_identity AS line_id")
         else:
             select.append(c)
     table = con.sql(
-        f"SELECT {', '.join(select)} FROM classified WHERE _reason IS NULL ORDER BY _line"
+        f"SELECT {', '.join(select)}, _line FROM {src} WHERE _reason IS NULL"
     ).to_arrow_table()
+    table = table.sort_by("_line")  # deterministic output: file order
+    lines = table.column("_line")
+    table = table.drop_columns(["_line"])
     table = table.cast(COST_ARROW_SCHEMA)
-    return ReadResult(
+    result = ReadResult(
         source="focus",
         paths=[str(file)],
         table=table,
@@ -528,6 +596,7 @@ def _read_one(file: Path) -> ReadResult:
         effective_cost_read=float(eff_read),
         warnings=warnings,
     )
+    return result, lines
 
 
 def focus_columns(spec_csv: str | Path) -> Sequence[str]:
