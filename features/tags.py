@@ -2,8 +2,8 @@
 
 * **Value normalisation**: ``ML-Platform``, ``ml_platform`` and ``mlplatform`` are
   one team. Values are grouped by their lower-case alphanumeric form and each
-  group takes its most-spent spelling (lower-case, kebab-case); explicit
-  aliases (``production -> prod``) apply first.
+  group takes its most-spent spelling; explicit aliases (``production -> prod``)
+  apply first. A value with one spelling is kept as written.
 * **Coverage**: the share of spend carrying every required tag, per tag, and
   the untagged spend by service and account.
 * **Showback / chargeback**: cost by any tag per period, with shared and
@@ -79,10 +79,6 @@ def required_dimensions(required_tags: Sequence[str]) -> list[str]:
     return dims
 
 
-def _kebab(value: str) -> str:
-    return _NON_ALNUM.sub("-", value.strip().lower()).strip("-")
-
-
 def normalisation_map(
     store: Store,
     dims: Sequence[str] = TAGGED_DIMENSIONS,
@@ -108,16 +104,16 @@ def normalisation_map(
         if df.empty:
             continue
         amap = alias.get(dim, {})
-        df["aliased"] = [amap.get(str(r).strip().lower(), str(r)) for r in df["raw"]]
+        df["aliased"] = [amap.get(str(r).strip().lower(), str(r).strip()) for r in df["raw"]]
         df["key"] = [_NON_ALNUM.sub("", str(v).lower()) for v in df["aliased"]]
-        df["kebab"] = [_kebab(str(v)) for v in df["aliased"]]
-        # The most-spent spelling of each group names it (ties: alphabetical).
+        # Each group of spellings takes its most-spent spelling (ties: alphabetical); a value
+        # with a single spelling is left exactly as written (emails, codes).
         best = (
-            df.groupby(["key", "kebab"], as_index=False)["spend"]
+            df.groupby(["key", "aliased"], as_index=False)["spend"]
             .sum()
-            .sort_values(["key", "spend", "kebab"], ascending=[True, False, True])
+            .sort_values(["key", "spend", "aliased"], ascending=[True, False, True])
             .drop_duplicates("key")
-            .set_index("key")["kebab"]
+            .set_index("key")["aliased"]
         )
         df["value"] = df["key"].map(best)
         df.loc[df["key"] == "", "value"] = None
@@ -139,8 +135,11 @@ def create_normalised_view(
     are treated as shared spend by showback. Returns the map used.
     """
     nmap = normalisation_map(store, aliases=aliases)
-    shared = {_kebab(s) for s in shared_values}
-    nmap.loc[nmap["value"].isin(shared), "value"] = None
+    shared = {_NON_ALNUM.sub("", s.lower()) for s in shared_values}
+    is_shared = [
+        v is not None and _NON_ALNUM.sub("", str(v).lower()) in shared for v in nmap["value"]
+    ]
+    nmap.loc[is_shared, "value"] = None
     store.con.register("_tag_norm", pa.Table.from_pandas(nmap, preserve_index=False))
     joins = []
     sel = []

@@ -74,10 +74,11 @@ def test_required_tags_validated() -> None:
 
 def test_value_variants_normalised_to_most_spent_spelling(store: Store) -> None:
     nmap = normalisation_map(store).set_index(["dimension", "raw"])["value"]
-    assert nmap[("team", "ML-Platform")] == "ml-platform"
-    assert nmap[("team", "ml_platform")] == "ml-platform"
-    assert nmap[("team", "mlplatform")] == "ml-platform"
+    assert nmap[("team", "ML-Platform")] == "ML-Platform"  # the most-spent spelling
+    assert nmap[("team", "ml_platform")] == "ML-Platform"
+    assert nmap[("team", "mlplatform")] == "ML-Platform"
     assert nmap[("environment", "Production")] == "prod"
+    assert nmap[("owner", "o@x")] == "o@x"  # single spellings are kept as written
 
 
 def test_coverage(store: Store) -> None:
@@ -96,9 +97,9 @@ def test_showback_matches_pandas_oracle(store: Store) -> None:
     # Oracle: direct spend by normalised team, pool spread by |direct| weight, per month.
     raw = store.cost_frame().assign(month=lambda d: d["ds"].dt.strftime("%Y-%m"))
     norm = {
-        "ML-Platform": "ml-platform",
-        "ml_platform": "ml-platform",
-        "mlplatform": "ml-platform",
+        "ML-Platform": "ML-Platform",
+        "ml_platform": "ML-Platform",
+        "mlplatform": "ML-Platform",
         "nlp": "nlp",
     }
     raw["t"] = raw["team"].map(norm)
