@@ -153,9 +153,7 @@ def tag_lookup_table(raw_values: Iterable[str | None]) -> pa.Table:
     cols: dict[str, pa.Array] = {
         "raw": pa.array(raws, type=pa.string()),
         "tags": pa.array(canon, type=pa.string()),
-        "tag_key": pa.array(
-            [hashlib.md5(c.encode()).hexdigest() for c in canon], type=pa.string()
-        ),
+        "tag_key": pa.array([hashlib.md5(c.encode()).hexdigest() for c in canon], type=pa.string()),
         "tags_ok": pa.array(oks, type=pa.bool_()),
     }
     for d in TAG_DIMENSIONS:

@@ -60,8 +60,9 @@ def test_split_allocation_puts_pod_costs_on_teams(store: Store) -> None:
         "'arn:aws:ecs:%:task/%'"
     )
     assert pods["n"].item() > 0 and pods["teams"].item() >= 3
-    clusters = set(store.query("SELECT DISTINCT cluster FROM cost WHERE cluster IS NOT NULL")[
-        "cluster"])
+    clusters = set(
+        store.query("SELECT DISTINCT cluster FROM cost WHERE cluster IS NOT NULL")["cluster"]
+    )
     assert {"eks-ml-prod", "ecs-inference-prod", "eks-research", "ecs-pipelines"} <= clusters
 
 
