@@ -184,6 +184,14 @@ class Store:
                         "(SELECT line_id FROM _staged)",
                         [result.source],
                     )
+                # A restated billing period replaces the old one as a whole (its line ids
+                # may differ between deliveries): drop what is left of the old rows.
+                for prefix in result.replace_prefixes:
+                    run(
+                        self.con,
+                        "DELETE FROM cost WHERE source = ? AND starts_with(line_id, ?)",
+                        [result.source, prefix],
+                    )
                 run(
                     self.con,
                     f"INSERT INTO cost SELECT {', '.join(COST_FRAME_COLUMNS)}, {ingest_id} "

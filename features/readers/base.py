@@ -76,6 +76,10 @@ class ReadResult:
     #: Sum of the effective cost of every row read whose cost parsed (accepted or not).
     effective_cost_read: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: Line-id prefixes this read fully replaces in the store (a whole billing period of
+    #: one payer, for exports that restate complete periods, as CUR 2.0 does). Rows of
+    #: the same source whose ``line_id`` starts with one of them are deleted first.
+    replace_prefixes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.table.schema != COST_ARROW_SCHEMA:
