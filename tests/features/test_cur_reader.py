@@ -858,3 +858,38 @@ def test_corrupt_data_pages_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="cannot read parquet data") as err:
         read_cur(root)
     assert err.value.path == str(bad)
+
+
+def test_restated_period_replaces_the_old_one_in_the_store(tmp_path: Path) -> None:
+    """AWS re-delivers whole billing periods with new line item ids: no double counting."""
+    from datetime import datetime
+
+    from features.store import Store
+
+    march = datetime(2025, 3, 1)
+    april = datetime(2025, 4, 1)
+    first = write_cur_export(
+        tmp_path / "v1",
+        {
+            "2025-03": [
+                [
+                    cur_row(cost=10.0, start=march, line_item_id="a1"),
+                    cur_row(cost=5.0, start=march, line_item_id="a2"),
+                ]
+            ],
+            "2025-04": [[cur_row(cost=7.0, start=april, line_item_id="b1")]],
+        },
+    )
+    # The restated March has new ids, one line fewer and a corrected amount.
+    second = write_cur_export(
+        tmp_path / "v2",
+        {"2025-03": [[cur_row(cost=12.0, start=march, line_item_id="z9")]]},
+    )
+    store = Store(tmp_path / "s.duckdb")
+    store.ingest(read_cur(first))
+    assert store.totals()["effective_cost"] == pytest.approx(22.0)
+    report = store.ingest(read_cur(second))
+    assert report.rows_new == 1
+    assert store.totals()["effective_cost"] == pytest.approx(12.0 + 7.0)  # April untouched
+    store.ingest(read_cur(second))  # and re-ingesting the same delivery changes nothing
+    assert store.totals()["effective_cost"] == pytest.approx(19.0)
