@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import data, demo, optimize
+from forecaster.commands import data, demo, detect, optimize
 
 app = typer.Typer(
     name="forecaster",
@@ -18,6 +18,7 @@ app.add_typer(data.ingest_app, name="ingest")
 app.command("tags")(data.tags)
 app.command("showback")(data.showback)
 app.command("demo")(demo.demo)
+app.command("detect")(detect.detect)
 app.command("pack")(optimize.pack)
 app.command("rightsize")(optimize.rightsize)
 app.command("plan")(optimize.plan)
