@@ -175,18 +175,31 @@ def _scan_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, list[Rej
     return "raw_l", rejections
 
 
-def _scan_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def _scan_parquet(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> str:
+    """Register ``raw_l``: the rows of all ``paths`` with ``_fidx`` and ``_line``."""
+    con.register(
+        "_files",
+        pa.table(
+            {
+                "_fidx": pa.array(range(len(paths)), pa.int32()),
+                "_fname": [str(p) for p in paths],
+            }
+        ),
+    )
+    listed = "[" + ", ".join(sql_str(p) for p in paths) + "]"
     try:
         run(
             con,
-            f"CREATE OR REPLACE TEMP VIEW raw_l AS SELECT * EXCLUDE (file_row_number), "
-            f"file_row_number AS _line FROM read_parquet({sql_str(path)}, file_row_number=true)",
+            "CREATE OR REPLACE TEMP VIEW raw_l AS SELECT r.* EXCLUDE (file_row_number, filename),"
+            " f._fidx, file_row_number AS _line FROM read_parquet("
+            f"{listed}, file_row_number=true, filename=true, union_by_name=true) r "
+            "JOIN _files f ON r.filename = f._fname",
         )
-        con.execute("SELECT count(*) FROM raw_l").fetchall()[0]
+        con.execute("SELECT count(*) FROM raw_l").fetchall()
     except duckdb.Error as exc:
         raise IngestError(
             f"not a readable parquet file, truncated or corrupt ({_first_line(exc)})",
-            path=str(path),
+            path=str(paths[0]) if len(paths) == 1 else None,
         ) from exc
     return "raw_l"
 
@@ -241,10 +254,17 @@ def read_focus(path: str | Path) -> ReadResult:
     rows_read = 0
     eff_read = 0.0
     refs: list[pa.Table] = []
-    for i, file in enumerate(files):
-        res, lines = _read_one(file)
+    # Parquet files are scanned together in one DuckDB pass (after a per-file schema check
+    # that names the bad file); CSV files one by one (their structural rejects are per file).
+    parquet = [f for f in files if _is_parquet(f)]
+    groups = [parquet] if parquet else []
+    groups += [[f] for f in files if f not in set(parquet)]
+    index = {f: i for i, f in enumerate(files)}
+    for group in groups:
+        res, fidx, lines = _read_one(group)
         tables.append(res.table)
-        refs.append(pa.table({"file_idx": pa.array([i] * len(lines), pa.int32()), "row": lines}))
+        global_idx = np.asarray([index[f] for f in group], dtype=np.int32)[fidx]
+        refs.append(pa.table({"file_idx": pa.array(global_idx), "row": lines}))
         rejections += res.rejections
         warnings += res.warnings
         rows_read += res.rows_read
@@ -284,16 +304,14 @@ def _drop_cross_file_duplicates(
     return table.filter(pa.array(~first)), rej
 
 
-def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
-    con = connect()
-    rejections: list[Rejection] = []
-    warnings: list[str] = []
-    if _is_parquet(file):
-        rel = _scan_parquet(con, file)
-    else:
-        rel, rejections = _scan_csv(con, file)
-    cols = _columns(con, rel)
-    names: dict[str, str | None] = {}
+def _columns_of(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _check_columns(cols: dict[str, str], file: Path) -> None:
+    """Required FOCUS columns present, with usable types; else IngestError naming the file."""
+    names = {c: _resolve(cols, c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
     missing = [c for c in REQUIRED_COLUMNS if _resolve(cols, c) is None]
     if missing:
         hint = ""
@@ -309,10 +327,6 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
             row=1,
             column=missing[0],
         )
-    for c in REQUIRED_COLUMNS:
-        names[c] = _resolve(cols, c)
-    for c in OPTIONAL_COLUMNS:
-        names[c] = _resolve(cols, c)
     for c in ("BilledCost", "EffectiveCost", "ListCost"):
         real_col = names.get(c)
         if real_col and not cols[real_col].upper().startswith(_COST_TYPES_OK):
@@ -329,6 +343,39 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
                 path=str(file),
                 column=c,
             )
+
+
+def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArray]:
+    """Read one CSV file, or a group of parquet files in one pass.
+
+    Returns the result plus, per accepted row, the index of its file in ``files`` and its
+    row in that file.
+    """
+    con = connect()
+    rejections: list[Rejection] = []
+    warnings: list[str] = []
+    file = files[0]
+    is_parquet = _is_parquet(file)
+    if is_parquet:
+        for f in files:  # per-file schema checks name the file at fault
+            try:
+                fcols = _columns_of(con, f"read_parquet({sql_str(f)})")
+            except duckdb.Error as exc:
+                raise IngestError(
+                    f"not a readable parquet file, truncated or corrupt ({_first_line(exc)})",
+                    path=str(f),
+                ) from exc
+            _check_columns(fcols, f)
+        rel = _scan_parquet(con, files)
+    else:
+        rel, rejections = _scan_csv(con, file)
+        run(con, "CREATE OR REPLACE TEMP VIEW raw_f AS SELECT *, 0 AS _fidx FROM raw_l")
+        rel = "raw_f"
+    cols = {c: t for c, t in _columns(con, rel).items() if c != "_fidx"}
+    _check_columns(cols, file)
+    names: dict[str, str | None] = {}
+    for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        names[c] = _resolve(cols, c)
     x_cols = [c for c in cols if c.lower().startswith("x_")]
 
     def col(name: str, cast: str | None = None) -> str:
@@ -434,7 +481,7 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
         f"""
         CREATE TEMP VIEW parsed0 AS
         SELECT
-            _line, ds, ds_end, provider, account, region, cluster, service,
+            _line, _fidx, _ord, ds, ds_end, provider, account, region, cluster, service,
             {", ".join(d for d in TAG_DIMENSIONS if d != "cluster")},
             instance_type, resource_id, usage_type, pricing_category,
             CASE
@@ -463,6 +510,8 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
         FROM (
           SELECT
             _line,
+            r._fidx AS _fidx,
+            (CAST(r._fidx AS BIGINT) << 40) + _line AS _ord,
             {ts("ChargePeriodStart")} AS ds,
             {ts("ChargePeriodEnd")} AS ds_end,
             {provider_expr} AS provider,
@@ -508,13 +557,13 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
     )
     n_rows = con.execute("SELECT count(*) FROM parsed").fetchall()[0][0]
     rows_read = int(n_rows) + len(rejections)
-    bad_tags = con.execute("SELECT count(*), min(_line) FROM parsed WHERE NOT _tags_ok").fetchall()[
-        0
-    ]
+    bad_tags = con.execute(
+        "SELECT count(*), arg_min(_fidx, _ord), arg_min(_line, _ord) FROM parsed WHERE NOT _tags_ok"
+    ).fetchall()[0]
     if bad_tags and bad_tags[0]:
         warnings.append(
-            f"file {file}: {bad_tags[0]} row(s) have a Tags value that is not a JSON object "
-            f"(first at row {bad_tags[1]}); their tags were read as empty"
+            f"file {files[int(bad_tags[1])]}: {bad_tags[0]} row(s) have a Tags value that is not "
+            f"a JSON object (first at row {bad_tags[2]}); their tags were read as empty"
         )
     if not _is_parquet(file):
         raw_ds = col("ChargePeriodStart")
@@ -535,11 +584,12 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
     ).fetchall()[0][0]
     if collisions:
         full_hash = "hash(" + ", ".join(f"r.{_q(c)}" for c in cols if c != "_line") + ")"
+        # (the columns of one file group; _fidx and _line are not part of a row's content)
         run(
             con,
             f"""CREATE TEMP TABLE coll AS
-            SELECT p._line, p._identity, {full_hash} AS _full
-            FROM parsed p JOIN {rel} r USING (_line)
+            SELECT p._ord, p._identity, {full_hash} AS _full
+            FROM parsed p JOIN {rel} r ON p._fidx = r._fidx AND p._line = r._line
             WHERE p._reason IS NULL AND p._identity IN (
                 SELECT _identity FROM parsed WHERE _reason IS NULL
                 GROUP BY 1 HAVING count(*) > 1)""",
@@ -547,25 +597,25 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
         run(
             con,
             """CREATE TEMP TABLE ids AS
-            SELECT _line, _dup,
-                   row_number() OVER (PARTITION BY _identity, _dup ORDER BY _line) AS _k
-            FROM (SELECT _line, _identity, row_number() OVER (
-                    PARTITION BY _identity, _full ORDER BY _line) > 1 AS _dup FROM coll)""",
+            SELECT _ord, _dup,
+                   row_number() OVER (PARTITION BY _identity, _dup ORDER BY _ord) AS _k
+            FROM (SELECT _ord, _identity, row_number() OVER (
+                    PARTITION BY _identity, _full ORDER BY _ord) > 1 AS _dup FROM coll)""",
         )
         src = (
             "(SELECT p.* REPLACE ("
             "coalesce(p._reason, CASE WHEN i._dup THEN 'duplicate_line_item' END) AS _reason, "
             "CASE WHEN i._k > 1 AND NOT i._dup THEN p._identity || '#' || i._k "
-            "ELSE p._identity END AS _identity) FROM parsed p LEFT JOIN ids i USING (_line))"
+            "ELSE p._identity END AS _identity) FROM parsed p LEFT JOIN ids i USING (_ord))"
         )
     else:
         src = "parsed"
-    for line, reason_, rcol, eff_ in con.execute(
-        f"SELECT _line, _reason, _reason_col, effective_cost FROM {src} "
-        "WHERE _reason IS NOT NULL ORDER BY _line"
+    for fi, line, reason_, rcol, eff_ in con.execute(
+        f"SELECT _fidx, _line, _reason, _reason_col, effective_cost FROM {src} "
+        "WHERE _reason IS NOT NULL ORDER BY _ord"
     ).fetchall():
         cost = float(eff_) if eff_ is not None and math.isfinite(float(eff_)) else math.nan
-        rejections.append(Rejection(str(file), int(line), rcol, str(reason_), cost))
+        rejections.append(Rejection(str(files[int(fi)]), int(line), rcol, str(reason_), cost))
     eff_read = con.execute(
         "SELECT coalesce(sum(effective_cost), 0) FROM parsed "
         "WHERE effective_cost IS NOT NULL AND isfinite(effective_cost)"
@@ -581,22 +631,23 @@ def _read_one(file: Path) -> tuple[ReadResult, pa.ChunkedArray]:
         else:
             select.append(c)
     table = con.sql(
-        f"SELECT {', '.join(select)}, _line FROM {src} WHERE _reason IS NULL"
+        f"SELECT {', '.join(select)}, _ord, _fidx, _line FROM {src} WHERE _reason IS NULL"
     ).to_arrow_table()
-    table = table.sort_by("_line")  # deterministic output: file order
+    table = table.sort_by("_ord")  # deterministic output: file order
     lines = table.column("_line")
-    table = table.drop_columns(["_line"])
+    fidx = table.column("_fidx").to_numpy()
+    table = table.drop_columns(["_ord", "_fidx", "_line"])
     table = table.cast(COST_ARROW_SCHEMA)
     result = ReadResult(
         source="focus",
-        paths=[str(file)],
+        paths=[str(f) for f in files],
         table=table,
         rejections=rejections,
         rows_read=rows_read,
         effective_cost_read=float(eff_read),
         warnings=warnings,
     )
-    return result, lines
+    return result, fidx, lines
 
 
 def focus_columns(spec_csv: str | Path) -> Sequence[str]:

@@ -155,3 +155,32 @@ def test_spec_example_if_available() -> None:
     res = read_focus(spec / "commitment_discount_scenarios")
     assert res.rows_read == res.rows_accepted + len(res.rejections)
     assert res.rows_accepted > 0
+
+
+def test_parquet_folder_is_read_in_one_pass_with_file_and_row_provenance(tmp_path: Path) -> None:
+    write_focus_parquet(tmp_path / "p" / "a.parquet", rows(4))
+    write_focus_parquet(tmp_path / "p" / "b.parquet", [focus_row(i) for i in range(4, 7)])
+    write_focus_parquet(tmp_path / "p" / "c_copy.parquet", [focus_row(5), focus_row(9)])
+    res = read_focus(tmp_path / "p")
+    assert res.rows_read == 9 and res.rows_accepted == 8
+    (dup,) = res.rejections
+    assert (Path(dup.file).name, dup.row, dup.reason) == (
+        "c_copy.parquet",
+        0,
+        "duplicate_line_item",
+    )
+    ds = res.table.column("ds").to_pylist()
+    assert ds == sorted(ds[:7]) + ds[7:]  # file order, then row order
+
+
+def test_bad_parquet_in_a_folder_is_named(tmp_path: Path) -> None:
+    import pandas as pd
+
+    write_focus_parquet(tmp_path / "p" / "good.parquet", rows(3))
+    bad = pd.DataFrame(rows(2))
+    bad["BilledCost"] = pd.Timestamp("2025-01-01", tz="UTC")
+    bad.to_parquet(tmp_path / "p" / "bad.parquet", index=False)
+    from features.exceptions import IngestError
+
+    with pytest.raises(IngestError, match=r"bad\.parquet.*BilledCost"):
+        read_focus(tmp_path / "p")
