@@ -438,6 +438,8 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
     con.register("tag_lookup", lookup)
     # Identity of a charge (amounts excluded): a restated export keeps the ids of its lines,
     # so re-ingesting it replaces amounts instead of adding rows.
+    # Hash of a row's whole content (exact repeats are duplicates); _fidx/_line excluded.
+    full_hash = "hash(" + ", ".join(f"r.{_q(c)}" for c in cols if c not in ("_line", "_fidx")) + ")"
     identity_parts = [
         col("BillingAccountId"),
         col("SubAccountId"),
@@ -494,7 +496,7 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
               ELSE 'other'
             END AS purchase_option,
             charge_category, effective_cost, billed_cost, list_cost, usage_quantity,
-            usage_unit, currency, tags_canon, extras, _h, _tags_ok,
+            usage_unit, currency, tags_canon, extras, _h, _full, _tags_ok,
             CASE
               WHEN ds IS NULL THEN 'invalid_timestamp'
               WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'invalid_cost'
@@ -535,6 +537,7 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
             t.tags AS tags_canon,
             CAST(json_object({extras_json}) AS VARCHAR) AS extras,
             {id_hash} AS _h,
+            {full_hash} AS _full,
             t.tags_ok AS _tags_ok
           FROM {rel} r JOIN tag_lookup t ON coalesce({tags_expr}, '{_NULL_KEY}') = t.raw_key
         ) AS base
@@ -542,11 +545,20 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
     )
     run(
         con,
-        f"""CREATE TEMP TABLE hk AS
-        SELECT _h, md5(any_value(_c)) AS _md FROM (
-            SELECT {id_hash} AS _h, {id_concat} AS _c
+        f"""CREATE TEMP TABLE hrep AS
+        SELECT _h, min(_o) AS _o FROM (
+            SELECT {id_hash} AS _h, (CAST(r._fidx AS BIGINT) << 40) + r._line AS _o
             FROM {rel} r JOIN tag_lookup t ON coalesce({tags_expr}, '{_NULL_KEY}') = t.raw_key
         ) GROUP BY _h""",
+    )
+    # md5 only for one representative row per distinct identity part.
+    run(
+        con,
+        f"""CREATE TEMP TABLE hk AS
+        SELECT h._h, md5({id_concat}) AS _md
+        FROM {rel} r
+        JOIN hrep h ON (CAST(r._fidx AS BIGINT) << 40) + r._line = h._o
+        JOIN tag_lookup t ON coalesce({tags_expr}, '{_NULL_KEY}') = t.raw_key""",
     )
     run(
         con,
@@ -579,28 +591,26 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
             )
     # Line ids: the identity hash. Exact repeats of a row are duplicates, while distinct rows
     # sharing an identity get an occurrence suffix. This only runs when ids collide (rare).
-    collisions = con.execute(
-        "SELECT count(*) - count(DISTINCT (_h, ds, ds_end)) FROM parsed0 WHERE _reason IS NULL"
-    ).fetchall()[0][0]
+    run(
+        con,
+        """CREATE TEMP TABLE coll AS
+        SELECT p._ord, p._h, p.ds, p.ds_end, p._full
+        FROM parsed0 p SEMI JOIN (
+            SELECT _h, ds, ds_end FROM parsed0 WHERE _reason IS NULL
+            GROUP BY ALL HAVING count(*) > 1) g
+          ON p._h = g._h AND p.ds IS NOT DISTINCT FROM g.ds
+             AND p.ds_end IS NOT DISTINCT FROM g.ds_end
+        WHERE p._reason IS NULL""",
+    )
+    collisions = con.execute("SELECT count(*) FROM coll").fetchall()[0][0]
     if collisions:
-        full_hash = "hash(" + ", ".join(f"r.{_q(c)}" for c in cols if c != "_line") + ")"
-        # (the columns of one file group; _fidx and _line are not part of a row's content)
-        run(
-            con,
-            f"""CREATE TEMP TABLE coll AS
-            SELECT p._ord, p._identity, {full_hash} AS _full
-            FROM parsed p JOIN {rel} r ON p._fidx = r._fidx AND p._line = r._line
-            WHERE p._reason IS NULL AND p._identity IN (
-                SELECT _identity FROM parsed WHERE _reason IS NULL
-                GROUP BY 1 HAVING count(*) > 1)""",
-        )
         run(
             con,
             """CREATE TEMP TABLE ids AS
             SELECT _ord, _dup,
-                   row_number() OVER (PARTITION BY _identity, _dup ORDER BY _ord) AS _k
-            FROM (SELECT _ord, _identity, row_number() OVER (
-                    PARTITION BY _identity, _full ORDER BY _ord) > 1 AS _dup FROM coll)""",
+                   row_number() OVER (PARTITION BY _h, ds, ds_end, _dup ORDER BY _ord) AS _k
+            FROM (SELECT _ord, _h, ds, ds_end, row_number() OVER (
+                    PARTITION BY _h, ds, ds_end, _full ORDER BY _ord) > 1 AS _dup FROM coll)""",
         )
         src = (
             "(SELECT p.* REPLACE ("
