@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
@@ -63,26 +65,49 @@ def data_files(path: Path) -> list[Path]:
 
 
 def ensure_data(cache: Path, target_rows: int, seed: int) -> tuple[Path, Path]:
-    """Generate (or reuse) a demo fleet with >= target_rows rows in each export."""
+    """Generate (or reuse) exports with >= target_rows rows each.
+
+    The CUR 2.0 export is the demo fleet at the scale that reaches the target. The
+    fleet's FOCUS account is smaller, so its export is replicated as further sub-accounts
+    (SubAccountId and ResourceId suffixed per copy, so every line stays distinct) until it
+    reaches the target as well.
+    """
     marker = cache / f"fleet-{target_rows}-{seed}.json"
     if marker.exists():
         info = json.loads(marker.read_text())
         return Path(info["focus"]), Path(info["cur"])
     probe = generate_demo_fleet(cache / "probe", seed=seed, months=12, scale=1.0)
-    per_scale = min(
-        parquet_rows(data_files(probe.focus_path)),
-        parquet_rows(data_files(probe.cur_path / "data")),
-    )
-    scale = max(1.0, 1.05 * target_rows / max(per_scale, 1))
+    cur_rows = parquet_rows(data_files(probe.cur_path / "data"))
     shutil.rmtree(cache / "probe")
-    console.print(
-        f"generating demo fleet at scale {scale:.2f} ({per_scale:,} rows per export at scale 1)"
-    )
-    t0 = time.perf_counter()
-    m = generate_demo_fleet(cache / "fleet", seed=seed, months=12, scale=scale)
-    console.print(f"generated in {time.perf_counter() - t0:.1f}s")
-    marker.write_text(json.dumps({"focus": str(m.focus_path), "cur": str(m.cur_path)}))
-    return m.focus_path, m.cur_path
+    scale = max(1.0, 1.05 * target_rows / max(cur_rows, 1))
+    while True:  # rows do not grow exactly linearly with the scale: check and retry
+        console.print(f"generating the demo fleet at scale {scale:.2f}")
+        t0 = time.perf_counter()
+        m = generate_demo_fleet(cache / "fleet", seed=seed, months=12, scale=scale)
+        got = parquet_rows(data_files(m.cur_path / "data"))
+        console.print(f"generated {got:,} CUR rows in {time.perf_counter() - t0:.1f}s")
+        if got >= target_rows:
+            break
+        scale *= 1.05 * target_rows / got
+    focus_files = data_files(m.focus_path)
+    base_rows = parquet_rows(focus_files)
+    copies = max(1, -(-target_rows // base_rows))
+    out = cache / "focus_replicated"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for f in focus_files:
+        tbl = pq.read_table(f)
+        for k in range(copies):
+            t = tbl
+            for col in ("SubAccountId", "ResourceId"):
+                i = t.schema.get_field_index(col)
+                t = t.set_column(
+                    i, col, pc.binary_join_element_wise(t.column(col), pa.scalar(f"-{k:03d}"), "")
+                )
+            pq.write_table(t, out / f"{f.stem}-copy{k:03d}.parquet")
+    console.print(f"FOCUS: {base_rows:,} rows x {copies} sub-account copies")
+    marker.write_text(json.dumps({"focus": str(out), "cur": str(m.cur_path)}))
+    return out, m.cur_path
 
 
 def ours(kind: str, path: Path) -> tuple[float, float, int, float]:
