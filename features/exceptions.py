@@ -91,3 +91,39 @@ class NotFittedError(ForecasterError, RuntimeError):
 
 class StoreError(ForecasterError, RuntimeError):
     """The embedded store is missing, locked or inconsistent."""
+
+
+class PolicyError(ConfigError):
+    """A policy file (YAML) cannot be read or has invalid values.
+
+    The message names the file, the line (1-based) and the key path
+    (``budgets[0].monthly``) of every problem found.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong (all problems, one per line).
+    path : str, optional
+        The policy file.
+    problems : sequence of tuple (line, key, message), optional
+        Each problem: 1-based line (None when unknown), dotted key path, message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        problems: Sequence[tuple[int | None, str, str]] = (),
+    ) -> None:
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(message)
+
+
+class DeliveryError(ForecasterError, RuntimeError):
+    """An alert could not be delivered (after retries, or a permanent refusal)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import data, demo, detect, optimize
+from forecaster.commands import alerts, data, demo, detect, optimize
 
 app = typer.Typer(
     name="forecaster",
@@ -19,6 +19,9 @@ app.command("tags")(data.tags)
 app.command("showback")(data.showback)
 app.command("demo")(demo.demo)
 app.command("detect")(detect.detect)
+app.command("alerts")(alerts.alerts)
+app.add_typer(alerts.policy_app, name="policy")
+app.command("feedback")(alerts.feedback)
 app.command("pack")(optimize.pack)
 app.command("rightsize")(optimize.rightsize)
 app.command("plan")(optimize.plan)

@@ -1,0 +1,1 @@
+"""Tests of forecaster.alerts: rules, budgets, policies, delivery, feedback, CLI."""
