@@ -51,6 +51,7 @@ from forecaster.alerts.engine import (
 )
 from forecaster.alerts.feedback import FeedbackStore
 from forecaster.alerts.policies import Policy, check_policy, default_rules, load_policy
+from forecaster.commands._options import JsonOpt, StoreOpt
 from forecaster.config import Settings, get_settings
 from forecaster.console import err, fail, out, print_json
 
@@ -58,15 +59,6 @@ policy_app = typer.Typer(
     help="Policies as code: budgets, tags, idle and spot policies.", no_args_is_help=True
 )
 
-StoreOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store", help="DuckDB store file (default: FORECASTER_DATA_DIR/forecaster.duckdb)."
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
-]
 StateOpt = Annotated[
     Path | None,
     typer.Option(

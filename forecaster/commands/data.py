@@ -11,6 +11,7 @@ from features.exceptions import ForecasterError, IngestError
 from features.store import IngestReport, Store
 from features.tags import showback as showback_frame
 from features.tags import tag_coverage
+from forecaster.commands._options import JsonOpt, StoreOpt
 from forecaster.config import Settings, get_settings
 from forecaster.console import err, fail, frame_table, out, print_json, progress
 
@@ -18,15 +19,6 @@ ingest_app = typer.Typer(
     help="Ingest billing exports and utilization metrics into the store.", no_args_is_help=True
 )
 
-StoreOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--store", help="DuckDB store file (default: FORECASTER_DATA_DIR/forecaster.duckdb)."
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
-]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Fail (write nothing) if any row is rejected.")
 ]
