@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import alerts, data, demo, detect, optimize
+from forecaster.commands import alerts, data, demo, detect, optimize, place
 
 app = typer.Typer(
     name="forecaster",
@@ -22,6 +22,7 @@ app.command("detect")(detect.detect)
 app.command("alerts")(alerts.alerts)
 app.add_typer(alerts.policy_app, name="policy")
 app.command("feedback")(alerts.feedback)
+app.command("place")(place.place)
 app.command("pack")(optimize.pack)
 app.command("rightsize")(optimize.rightsize)
 app.command("plan")(optimize.plan)
