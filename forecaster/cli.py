@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import alerts, data, demo, detect, optimize, place
+from forecaster.commands import alerts, data, demo, detect, forecast, optimize, place
 
 app = typer.Typer(
     name="forecaster",
@@ -18,6 +18,8 @@ app.add_typer(data.ingest_app, name="ingest")
 app.command("tags")(data.tags)
 app.command("showback")(data.showback)
 app.command("demo")(demo.demo)
+app.command("forecast")(forecast.forecast)
+app.command("backtest")(forecast.backtest)
 app.command("detect")(detect.detect)
 app.command("alerts")(alerts.alerts)
 app.add_typer(alerts.policy_app, name="policy")
