@@ -28,6 +28,7 @@ out-of-sample residuals, scaled per series, give per-horizon quantiles.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -43,6 +44,13 @@ from models._parallel import resolve_n_jobs
 from models.base import Bands, BaseForecaster
 
 __all__ = ["LGBMForecaster"]
+
+# LightGBM's OpenMP threads spin while waiting by default; on a shared or
+# CPU-limited machine (containers, CI, other jobs) spinning threads steal each
+# other's cores and training ran 5-20x slower on 2 cores. Passive waiting costs
+# little on idle cores. Must be set before the OpenMP runtime starts; a value
+# chosen by the user is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _NS_PER_DAY = 86_400_000_000_000
 _NS_PER_HOUR = 3_600_000_000_000
