@@ -23,7 +23,6 @@ import gc
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,21 +38,13 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import git_commit  # noqa: E402
 from features.demo import generate_demo_fleet  # noqa: E402
 from features.readers.cur import read_cur  # noqa: E402
 from features.readers.focus import read_focus  # noqa: E402
 from features.store import Store  # noqa: E402
 
 console = Console()
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parquet_rows(files: list[Path]) -> int:
