@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.exceptions import ConfigError, InvalidFrameError
-from models.anomaly.rootcause import MISSING_VALUE, aggregate_series
+from models.anomaly.rootcause import MISSING_VALUE, aggregate_series, where_mask
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -408,22 +408,7 @@ class AlertContext:
             if charge_categories is not None and "charge_category" in df.columns:
                 df = df[df["charge_category"].isin(list(charge_categories))]
             if where:
-                mask = np.ones(len(df), dtype=bool)
-                for col, val in where.items():
-                    if col not in df.columns:
-                        raise InvalidFrameError(
-                            f"cannot filter on a missing column; got columns {list(df.columns)}",
-                            column=col,
-                            frame="cost",
-                        )
-                    s = df[col]
-                    if val is None or val == MISSING_VALUE:
-                        mask &= s.isna().to_numpy()
-                    elif isinstance(val, str):
-                        mask &= (s == val).fillna(False).to_numpy(dtype=bool)
-                    else:
-                        mask &= s.isin(list(val)).to_numpy(dtype=bool)
-                df = df[mask]
+                df = df[where_mask(df, where)]
             self._frames[key] = df
         if start is None and end is None:
             return df

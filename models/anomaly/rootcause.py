@@ -211,7 +211,7 @@ def _check_frame(frame: pd.DataFrame, cols: Sequence[str], time_col: str, cost_c
         )
 
 
-def _where_mask(frame: pd.DataFrame, where: Mapping[str, Any] | None) -> np.ndarray:
+def where_mask(frame: pd.DataFrame, where: Mapping[str, Any] | None) -> np.ndarray:
     """Boolean mask of the rows in scope (see ``where`` in :func:`root_cause`)."""
     mask = np.ones(len(frame), dtype=bool)
     for col, val in (where or {}).items():
@@ -423,7 +423,7 @@ def root_cause(
 
     t0 = _utc(start, "start").floor(step)
     t1 = t0 + step if end is None else _utc(end, "end").ceil(step)
-    in_scope = _where_mask(frame, where)
+    in_scope = where_mask(frame, where)
     times = frame[time_col]
     if history_start is not None:
         hist0 = _utc(history_start, "history_start").floor(step)
@@ -567,7 +567,7 @@ def aggregate_series(
     cols = [time_col, cost_col] + ([by] if by else [])
     _check_frame(frame, cols, time_col, cost_col)
     step = _period_offset(freq)
-    scoped = frame[_where_mask(frame, where)]
+    scoped = frame[where_mask(frame, where)]
     ts = scoped[time_col].dt.floor(step)
     empty = pd.DataFrame(
         {"unique_id": pd.Series([], dtype=object), "ds": pd.DatetimeIndex([], tz="UTC"), "y": []}
