@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -44,7 +43,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks._common import git_commit  # noqa: E402
 from optimizer.placement import DEFAULT_POLICY, Cluster, PodStream, TypicalPods, simulate  # noqa: E402
 from optimizer.placement.protocol import alloc_curve, arrival_stream  # noqa: E402
 
@@ -55,16 +54,6 @@ ANCHOR_TOLERANCE = 0.5
 console = Console(stderr=True)
 #: Tables go to stdout, wide enough for log files.
 out = Console(width=170)
-
-
-def git_commit() -> str:
-    """``git rev-parse HEAD`` (read-only), or ``unknown``."""
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 @lru_cache(maxsize=4)

@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks._common import git_commit  # noqa: E402
 from models.anomaly import (  # noqa: E402
     DEFAULT_DETECTOR,
     AlertPolicy,
@@ -363,15 +362,6 @@ def cross_validate(files: list[NabFile], costs: dict[str, Costs]) -> dict[str, A
             "chosen": chosen,
         }
     return out
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def resolve_data(arg: str) -> Path:

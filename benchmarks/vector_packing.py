@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tarfile
 import time
@@ -35,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from benchmarks._common import git_commit  # noqa: E402
 
 
 def read_vbp(path: Path) -> tuple[list[int], list[tuple[list[int], int]]]:
@@ -86,16 +86,6 @@ def run_one(args: tuple[str, str, float]) -> dict[str, Any]:
         "method": plan.method,
         "seconds": round(seconds, 3),
     }
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
