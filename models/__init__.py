@@ -8,28 +8,60 @@ frames.
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from features.exceptions import ConfigError
-from models.base import BaseForecaster
-from models.baselines import Drift, Naive, SeasonalNaive
-from models.ensemble import AutoForecaster
-from models.lgbm import LGBMForecaster
-from models.metrics import evaluate
-from models.statistical import ETS, MSTL, AutoARIMA
 
-#: Registry of model names (CLI ``--model``) to classes.
-MODELS: dict[str, type[BaseForecaster]] = {
-    "auto": AutoForecaster,
-    "lgbm": LGBMForecaster,
-    "mstl": MSTL,
-    "ets": ETS,
-    "arima": AutoARIMA,
-    "seasonal_naive": SeasonalNaive,
-    "naive": Naive,
-    "drift": Drift,
+if TYPE_CHECKING:
+    from models.base import BaseForecaster
+    from models.baselines import Drift, Naive, SeasonalNaive
+    from models.ensemble import AutoForecaster
+    from models.lgbm import LGBMForecaster
+    from models.metrics import evaluate
+    from models.statistical import ETS, MSTL, AutoARIMA
+
+# The forecasters pull in LightGBM and statsmodels; importing them lazily keeps
+# ``import models.anomaly`` (and every CLI command that does not forecast) light.
+_LAZY: dict[str, str] = {
+    "BaseForecaster": "models.base",
+    "Drift": "models.baselines",
+    "Naive": "models.baselines",
+    "SeasonalNaive": "models.baselines",
+    "AutoForecaster": "models.ensemble",
+    "LGBMForecaster": "models.lgbm",
+    "evaluate": "models.metrics",
+    "ETS": "models.statistical",
+    "MSTL": "models.statistical",
+    "AutoARIMA": "models.statistical",
 }
+
+#: Registry of model names (CLI ``--model``) to class names (see :data:`MODELS`).
+_REGISTRY: dict[str, str] = {
+    "auto": "AutoForecaster",
+    "lgbm": "LGBMForecaster",
+    "mstl": "MSTL",
+    "ets": "ETS",
+    "arima": "AutoARIMA",
+    "seasonal_naive": "SeasonalNaive",
+    "naive": "Naive",
+    "drift": "Drift",
+}
+
+#: Names accepted by :func:`make_model` (and the CLI's ``--model``), without importing them.
+MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODELS":
+        #: Registry of model names (CLI ``--model``) to classes.
+        return {key: __getattr__(cls) for key, cls in _REGISTRY.items()}
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'models' has no attribute {name!r}")
 
 
 def make_model(name: str, **params: Any) -> BaseForecaster:
@@ -50,10 +82,10 @@ def make_model(name: str, **params: Any) -> BaseForecaster:
         When ``name`` is not registered.
     """
     try:
-        cls = MODELS[name]
+        cls = __getattr__(_REGISTRY[name])
     except KeyError:
         raise ConfigError(
-            f"parameter model must be one of {sorted(MODELS)}, got {name!r}"
+            f"parameter model must be one of {sorted(_REGISTRY)}, got {name!r}"
         ) from None
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     return cls(**{k: v for k, v in params.items() if k in accepted})
@@ -62,6 +94,7 @@ def make_model(name: str, **params: Any) -> BaseForecaster:
 __all__ = [
     "ETS",
     "MODELS",
+    "MODEL_NAMES",
     "MSTL",
     "AutoARIMA",
     "AutoForecaster",

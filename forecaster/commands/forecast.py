@@ -40,7 +40,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.exceptions import ConfigError, ForecasterError
-from models import MODELS, make_model
+from models import MODEL_NAMES, make_model
 from models._frequency import as_offset, default_season_length
 from models._panel import to_panel
 from models.base import BaseForecaster
@@ -126,9 +126,9 @@ def _build_model(
     n_jobs: int,
     seed: int,
 ) -> BaseForecaster:
-    if model not in MODELS:
+    if model not in MODEL_NAMES:
         raise typer.BadParameter(
-            f"must be one of {', '.join(sorted(MODELS))}, got {model!r}", param_hint="--model"
+            f"must be one of {', '.join(sorted(MODEL_NAMES))}, got {model!r}", param_hint="--model"
         )
     if freq is not None:
         try:
@@ -186,7 +186,7 @@ def forecast(
     season_length: int | None = typer.Option(
         None, "--season-length", help="Seasonal period in steps; default from the frequency."
     ),
-    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODELS)}."),
+    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODEL_NAMES)}."),
     id_col: str = typer.Option("unique_id", "--id-col", help="Series id column."),
     time_col: str = typer.Option("ds", "--time-col", help="Timestamp column."),
     target_col: str = typer.Option("y", "--target-col", help="Target column."),
@@ -225,7 +225,7 @@ def backtest(
     horizon: int = typer.Option(..., "--horizon", min=1, help="Steps per window."),
     n_windows: int = typer.Option(3, "--n-windows", min=1, help="Windows per series."),
     step: int | None = typer.Option(None, "--step", min=1, help="Steps between cutoffs."),
-    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODELS)}."),
+    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODEL_NAMES)}."),
     output: Path | None = typer.Option(None, "--output", help="Write the metrics as CSV."),
     level: list[int] = typer.Option([80, 95], "--level", help="Interval level (repeatable)."),
     freq: str | None = typer.Option(None, "--freq", help="Frequency alias; inferred if omitted."),
