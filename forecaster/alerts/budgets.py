@@ -21,17 +21,19 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from features.exceptions import ConfigError
 from forecaster.alerts.base import Alert, AlertContext, Rule, Severity, severity_rank
 from forecaster.alerts.rules import _eval_points, _money, _month_bounds, _number, _scope, explain
 
 _DAY = pd.Timedelta(days=1)
+#: Standard normal (stdlib: no scipy import for one distribution).
+_STD_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,11 @@ class Projection:
     def total_quantile(self, q: float) -> float:
         """Quantile ``q`` of the total at the end of the period."""
         mean, sd = self._moments(self.remaining_days)
-        return float(mean + sd * norm.ppf(q)) if sd > 0 else mean
+        if sd <= 0:
+            return mean
+        if not 0.0 < q < 1.0:  # the bounds of the distribution, as scipy's ppf gives
+            return -math.inf if q <= 0.0 else math.inf
+        return float(mean + sd * _STD_NORMAL.inv_cdf(q))
 
     def prob_exceed(self, amount: float, days: float | None = None) -> float:
         """Probability that spend so far plus ``days`` more days exceeds ``amount``."""
@@ -231,7 +237,7 @@ class Projection:
         mean, sd = self._moments(d)
         if sd <= 0:
             return 1.0 if mean > amount else 0.0
-        return float(norm.sf((amount - mean) / sd))
+        return float(_STD_NORMAL.cdf(-(amount - mean) / sd))
 
     def exceed_date(self, amount: float, probability: float = 0.5) -> pd.Timestamp | None:
         """First day end by which ``P(spend > amount) >= probability`` (None: not this period)."""
