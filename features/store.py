@@ -342,6 +342,102 @@ class Store:
     def ingest_log(self) -> pd.DataFrame:
         return self.query("SELECT * FROM ingests ORDER BY ingest_id")
 
+    # -- results (forecasts, anomalies, recommendations, scenarios) ------------------------
+    def write_result(
+        self, name: str, frame: pd.DataFrame, *, run_id: str, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Store a result frame of a pipeline stage under ``name`` for ``run_id``.
+
+        Each name is one table ``result_<name>`` with the frame's columns plus ``run_id``;
+        writing the same ``(name, run_id)`` again replaces it. ``meta`` (JSON-able: model
+        name and version, horizon, ...) is kept in ``results`` next to the row count, so
+        readers (report, serving) find the latest run of each result without scanning.
+        """
+        _check_result_name(name)
+        table = f"result_{name}"
+        df = frame.copy()
+        df["run_id"] = run_id
+        with self._transaction():
+            exists = self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+            ).fetchall()[0][0]
+            self.con.register("_result_df", df)
+            try:
+                if exists:
+                    cols = {r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+                    if cols != set(df.columns):
+                        # A new shape of this result replaces the old table.
+                        run(self.con, f"DROP TABLE {table}")
+                        exists = 0
+                if exists:
+                    run(self.con, f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                    run(self.con, f"INSERT INTO {table} BY NAME SELECT * FROM _result_df")
+                else:
+                    run(self.con, f"CREATE TABLE {table} AS SELECT * FROM _result_df")
+            finally:
+                self.con.unregister("_result_df")
+            run(
+                self.con,
+                "CREATE TABLE IF NOT EXISTS results (name VARCHAR, run_id VARCHAR, "
+                "created_at TIMESTAMPTZ, rows BIGINT, meta VARCHAR, PRIMARY KEY (name, run_id))",
+            )
+            run(
+                self.con,
+                "INSERT OR REPLACE INTO results VALUES (?, ?, now(), ?, ?)",
+                [name, run_id, len(df), json.dumps(meta or {}, default=str)],
+            )
+
+    def read_result(self, name: str, run_id: str | None = None) -> pd.DataFrame:
+        """The result frame ``name`` of ``run_id`` (default: the latest run that wrote it).
+
+        Raises :class:`StoreError` naming the result when it was never written.
+        """
+        info = self.result_info(name, run_id)
+        return self.query(
+            f"SELECT * EXCLUDE (run_id) FROM result_{name} WHERE run_id = ?", [info["run_id"]]
+        )
+
+    def result_info(self, name: str, run_id: str | None = None) -> dict[str, Any]:
+        """``run_id``, ``created_at``, ``rows`` and ``meta`` of a stored result."""
+        _check_result_name(name)
+        has = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'results'"
+        ).fetchall()[0][0]
+        rows = (
+            self.con.execute(
+                "SELECT run_id, created_at, rows, meta FROM results WHERE name = ? "
+                "AND (? IS NULL OR run_id = ?) ORDER BY created_at DESC LIMIT 1",
+                [name, run_id, run_id],
+            ).fetchall()
+            if has
+            else []
+        )
+        if not rows:
+            which = f" of run {run_id}" if run_id else ""
+            raise StoreError(
+                f"no result {name!r}{which} in store {self.path}; run the stage that writes it "
+                "(for example `forecaster demo` or `forecaster run`)"
+            )
+        rid, created, n, meta = rows[0]
+        return {"run_id": rid, "created_at": created, "rows": int(n), "meta": json.loads(meta)}
+
+    def result_names(self) -> list[str]:
+        """Names of the results stored so far."""
+        has = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'results'"
+        ).fetchall()[0][0]
+        if not has:
+            return []
+        return [
+            r[0]
+            for r in self.con.execute("SELECT DISTINCT name FROM results ORDER BY 1").fetchall()
+        ]
+
+
+def _check_result_name(name: str) -> None:
+    if not name.replace("_", "").isalnum() or not name[:1].isalpha():
+        raise StoreError(f"result name must be letters, digits and underscores, got {name!r}")
+
 
 def _rej_dict(r: Rejection) -> dict[str, Any]:
     cost = None if math.isnan(r.effective_cost) else r.effective_cost
