@@ -127,3 +127,7 @@ class DeliveryError(ForecasterError, RuntimeError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         self.retryable = retryable
         super().__init__(message)
+
+
+class TrackingError(ForecasterError, RuntimeError):
+    """The MLflow tracking server or model registry cannot be reached or refused a call."""
