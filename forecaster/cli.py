@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import alerts, data, demo, detect, forecast, optimize, place
+from forecaster.commands import alerts, data, demo, detect, forecast, ingest_live, optimize, place
 
 app = typer.Typer(
     name="forecaster",
@@ -14,10 +14,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+ingest_live.register(data.ingest_app)
 app.add_typer(data.ingest_app, name="ingest")
 app.command("tags")(data.tags)
 app.command("showback")(data.showback)
 app.command("demo")(demo.demo)
+app.command("run")(demo.run)
 app.command("forecast")(forecast.forecast)
 app.command("backtest")(forecast.backtest)
 app.command("detect")(detect.detect)
