@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,13 @@ def read_devices(nv: Any) -> list[dict[str, Any]]:
     for i in range(int(nv.nvmlDeviceGetCount())):
         handle = nv.nvmlDeviceGetHandleByIndex(i)
         gpu = _reading(nv, handle, i, None)
-        modes = _try(nv, lambda h=handle: nv.nvmlDeviceGetMigMode(h))
+        modes = _try(nv, partial(nv.nvmlDeviceGetMigMode, handle))
         gpu["mig_mode"] = None if modes is None else int(modes[0])
         out.append(gpu)
         if not gpu["mig_mode"]:
             continue
         for k in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(handle))):
-            mig = _try(nv, lambda h=handle, k=k: nv.nvmlDeviceGetMigDeviceHandleByIndex(h, k))
+            mig = _try(nv, partial(nv.nvmlDeviceGetMigDeviceHandleByIndex, handle, k))
             if mig is None:
                 continue  # an empty MIG slot
             reading = _reading(nv, mig, i, k)
