@@ -1,9 +1,11 @@
-"""``forecaster demo``: the main job on the embedded demo fleet.
+"""``forecaster demo`` and ``forecaster run``: the main job.
 
-Generate the seeded demo fleet (FOCUS + CUR 2.0 exports and utilization
-metrics), ingest them through the same readers users run, then report tag
-coverage and showback. Later stages (backtest, forecast, detect, optimize,
-report) extend this job.
+``demo`` generates the seeded demo fleet (FOCUS + CUR 2.0 exports and utilization
+metrics), ingests it through the same readers users run, then runs the pipeline
+(:mod:`forecaster.pipeline`): tag governance, backtest + forecast, load forecasts
+for scaling, detection with the injected anomalies found and missed, right-sizing
+and placement savings, and prints the summary. ``run`` runs the same pipeline on the
+user's own store from a YAML config.
 """
 
 from __future__ import annotations
@@ -13,14 +15,96 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from features.exceptions import ForecasterError
 from features.store import IngestReport, Store
-from features.tags import showback as showback_frame
-from features.tags import tag_coverage
-from forecaster.commands.data import print_coverage, print_showback, report_table
+from forecaster.commands.data import report_table
 from forecaster.config import get_settings
 from forecaster.console import err, fail, out, print_json, progress
+from forecaster.pipeline import PipelineConfig, PipelineRun, load_config, run_pipeline
+
+_STAGE_TEXT = {
+    "governance": "tag governance and showback",
+    "forecast": "backtest, train and forecast the cost hierarchy",
+    "load_forecast": "forecast hourly load per workload (scaling)",
+    "detect": "detect anomalies with root causes",
+    "optimize": "right-size, pack and price the fleet",
+}
+
+
+def _run_with_progress(
+    store_path: Path, cfg: PipelineConfig, *, enabled: bool, run_id: str | None = None
+) -> PipelineRun:
+    settings = get_settings()
+    with progress(enabled=enabled) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_stage(name: str, state: str, seconds: float) -> None:
+            text = _STAGE_TEXT.get(name, name)
+            if state == "start":
+                tasks[name] = bar.add_task(text, total=1)
+            elif state == "done":
+                bar.update(tasks[name], completed=1, description=text)
+            else:
+                bar.update(tasks[name], completed=1, description=f"[red]{text} (failed)")
+
+        return run_pipeline(
+            store_path,
+            cfg,
+            required_tags=list(settings.required_tags),
+            shared_values=list(settings.shared_tag_values),
+            run_id=run_id,
+            on_stage=on_stage,
+        )
+
+
+def _money(v: Any) -> str:
+    return "-" if v is None else f"${float(v):,.0f}"
+
+
+def print_summary(run: PipelineRun, *, store: Path) -> None:
+    """The final table: what each stage found, in an analyst's words."""
+    t = Table(title=f"Pipeline run {run.run_id}", title_justify="left")
+    t.add_column("stage")
+    t.add_column("result")
+    t.add_column("s", justify="right")
+    for s in run.stages:
+        sm = s.summary
+        if not s.ok:
+            text = f"[red]failed:[/] {s.error}"
+        elif "skipped" in sm:
+            text = f"skipped: {sm['skipped']}"
+        elif s.name == "governance":
+            text = (
+                f"tag coverage {sm['tag_coverage_pct']:.1f}% of spend; untagged "
+                f"{_money(sm['untagged_spend'])}; {sm['teams']} teams in showback"
+            )
+        elif s.name == "forecast":
+            text = sm.get("headline", str(sm))
+        elif s.name == "load_forecast":
+            text = f"{sm['workloads']} workloads, next {sm['horizon_hours']} h ({sm['model']})"
+        elif s.name == "detect":
+            text = f"{sm['alerts']} alerts over the last {sm['window_days']} days"
+            if "labels" in sm:
+                text += (
+                    f"; injected anomalies found {sm['found']}/{sm['labels']} "
+                    f"(median latency {sm['latency_h_median']} h, "
+                    f"{sm['found_within_2h']} within 2 h); "
+                    f"{sm['false_alerts_per_team_week']} false alerts per team-week"
+                )
+        elif s.name == "optimize":
+            text = (
+                f"{sm['workloads']} workloads: savings {_money(sm['savings_usd_per_month'])}"
+                f"/month ({sm['savings_pct']}% of the compute bill "
+                f"{_money(sm['deployed_usd_per_month'])}/month); right-sizing alone "
+                f"{_money(sm['rightsizing_usd_per_month'])}/month"
+            )
+        else:
+            text = str(sm)
+        t.add_row(s.name, text, f"{s.seconds:.1f}")
+    out.print(t)
+    err.print(f"Results are in {store} (tables result_*; see docs/results.md).")
 
 
 def demo(
@@ -41,8 +125,7 @@ def demo(
     """Run the main job on the embedded demo fleet (no AWS account needed)."""
     from features.demo import generate_demo_fleet
 
-    settings = get_settings()
-    root = out_dir if out_dir is not None else settings.data_dir / "demo"
+    root = out_dir if out_dir is not None else get_settings().data_dir / "demo"
     store_path = root / "forecaster.duckdb"
     t0 = time.perf_counter()
     reports: dict[str, IngestReport] = {}
@@ -72,15 +155,11 @@ def demo(
                 bar.update(ing, advance=1, description="ingesting utilization metrics")
                 reports["metrics"] = st.ingest_utilization(read_utilization(manifest.metrics_path))
                 bar.update(ing, advance=1, description="ingested")
-                tg = bar.add_task("tag governance and showback", total=1)
-                cov = tag_coverage(st, settings.required_tags)
-                sb = showback_frame(
-                    st, ["team"], period="month", shared_values=settings.shared_tag_values
-                )
                 totals = st.totals()
-                bar.update(tg, advance=1)
         except ForecasterError as exc:
             fail(str(exc), code=1)
+    cfg = PipelineConfig(labels=manifest.labels_path)
+    run = _run_with_progress(store_path, cfg, enabled=not json_)
     elapsed = time.perf_counter() - t0
     summary: dict[str, Any] = {
         "root": str(root),
@@ -90,19 +169,44 @@ def demo(
         "seconds": round(elapsed, 1),
         "ingest": {k: r.to_dict() for k, r in reports.items()},
         "store_totals": totals,
-        "tag_coverage_pct": cov.fully_tagged_pct,
-        "untagged_spend": cov.untagged_spend,
+        "pipeline": run.to_dict(),
     }
     if json_:
         print_json(summary)
-        return
+        raise typer.Exit(0 if run.ok else 1)
     for r in reports.values():
         out.print(report_table(r))
-    print_coverage(cov)
-    print_showback(sb, ["team"])
+    print_summary(run, store=store_path)
     out.print(
         f"[bold green]Demo done[/] in {elapsed:.1f}s: {int(totals['rows']):,} cost rows, "
-        f"${totals['effective_cost']:,.2f} effective cost, tag coverage "
-        f"{cov.fully_tagged_pct:.1f}%. Store: {store_path}"
+        f"${totals['effective_cost']:,.2f} effective cost. Store: {store_path}"
     )
-    err.print(f"Try: forecaster showback --by project --store {store_path}")
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Pipeline YAML (see forecaster.pipeline.PipelineConfig)."),
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Store (default: config's store or setting).")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run the pipeline on your own ingested store."""
+    try:
+        cfg = load_config(config) if config is not None else PipelineConfig()
+    except ForecasterError as exc:
+        fail(str(exc))
+    store_path = store or cfg.store or get_settings().store_path
+    if not Path(store_path).exists():
+        fail(f"store {store_path} does not exist; run `forecaster ingest ...` first")
+    result = _run_with_progress(Path(store_path), cfg, enabled=not json_)
+    if json_:
+        print_json(result.to_dict())
+    else:
+        print_summary(result, store=Path(store_path))
+    if not result.ok:
+        raise typer.Exit(1)

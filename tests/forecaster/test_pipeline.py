@@ -1,0 +1,115 @@
+"""The main job's stages on a small generated demo fleet: results stored, figures consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.demo import DemoManifest, generate_demo_fleet
+from features.exceptions import ConfigError
+from features.readers.cur import read_cur
+from features.readers.focus import read_focus
+from features.readers.metrics import read_utilization
+from features.store import Store
+from forecaster.pipeline import PipelineConfig, load_config, run_pipeline
+
+TAGS = ["Environment", "Team", "Project", "CostCenter", "Owner"]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoManifest, Path]:
+    root = tmp_path_factory.mktemp("pipe")
+    manifest = generate_demo_fleet(root / "exports", seed=5, months=2)
+    path = root / "forecaster.duckdb"
+    with Store(path) as st:
+        st.ingest(read_focus(manifest.focus_path))
+        st.ingest(read_cur(manifest.cur_path))
+        st.ingest_utilization(read_utilization(manifest.metrics_path))
+    return manifest, path
+
+
+@pytest.fixture(scope="module")
+def run(fleet: tuple[DemoManifest, Path]):
+    manifest, path = fleet
+    cfg = PipelineConfig(
+        labels=manifest.labels_path,
+        stages=["governance", "load_forecast", "detect", "optimize"],
+        detect_window_days=45,
+    )
+    seen: list[tuple[str, str]] = []
+    result = run_pipeline(
+        path,
+        cfg,
+        required_tags=TAGS,
+        shared_values=["shared"],
+        run_id="test-run",
+        on_stage=lambda name, state, _s: seen.append((name, state)),
+    )
+    return result, seen, path
+
+
+def test_every_stage_runs_and_reports(run) -> None:
+    result, seen, _ = run
+    assert result.ok, result.to_dict()
+    names = [s.name for s in result.stages]
+    assert names == ["governance", "load_forecast", "detect", "optimize"]
+    assert seen[0] == ("governance", "start") and ("optimize", "done") in seen
+
+
+def test_results_follow_the_contract(run) -> None:
+    _, _, path = run
+    with Store(path, read_only=True) as st:
+        assert st.result_info("showback")["run_id"] == "test-run"
+        lf = st.read_result("load_forecast")
+        assert {"unique_id", "ds", "yhat", "lo_80", "hi_95", "capacity_per_replica"} <= set(lf)
+        assert (lf["lo_95"] <= lf["lo_80"]).all() and (lf["hi_80"] <= lf["hi_95"]).all()
+        assert (lf["lo_95"] >= 0).all()
+        assert lf.groupby("unique_id").size().eq(48).all()
+        an = st.read_result("anomalies")
+        assert set(an["labelled"]) <= {"found", "false_alarm"}
+        cov = st.read_result("tag_coverage")
+        assert cov["coverage_pct"].between(0, 100).all()
+
+
+def test_savings_waterfall_is_consistent(run) -> None:
+    _, _, path = run
+    with Store(path, read_only=True) as st:
+        savings = st.read_result("savings")
+        info = st.result_info("savings")["meta"]
+        placement = st.read_result("placement")
+    assert (savings["usd_per_month"] >= 0).all()
+    assert list(savings["kind"]) == ["placement", "rightsizing", "spot", "mig"]
+    base, final = info["baseline_usd_per_month"], info["final_usd_per_month"]
+    assert base - savings["usd_per_month"].sum() == pytest.approx(final)
+    assert final == pytest.approx(placement["usd_per_month"].min())
+    # Every plan places every pod.
+    assert (placement["placed"] == placement["pods"]).all()
+
+
+def test_showback_sums_to_the_store_total(run) -> None:
+    _, _, path = run
+    with Store(path, read_only=True) as st:
+        sb = st.read_result("showback")
+        total = st.totals()["effective_cost"]
+    assert sb["total_cost"].sum() == pytest.approx(total, abs=0.01)
+    assert isinstance(sb["month"].iloc[0], pd.Timestamp)
+
+
+def test_a_failing_stage_does_not_lose_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    Store(path).close()
+    result = run_pipeline(
+        path, PipelineConfig(stages=["detect", "optimize"]), required_tags=TAGS, shared_values=[]
+    )
+    assert [s.summary.get("skipped", "") != "" for s in result.stages] == [True, True]
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("horizon_dayz: 30\nstages: [forecast, dance]\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    msg = str(exc.value)
+    assert "horizon_dayz" in msg and "allowed" in msg and "stages.1" in msg
