@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "ETS": "models.statistical",
     "MSTL": "models.statistical",
     "AutoARIMA": "models.statistical",
+    "VectorizedETS": "models.vectorized",
 }
 
 #: Registry of model names (CLI ``--model``) to class names (see :data:`MODELS`).
@@ -47,6 +48,7 @@ _REGISTRY: dict[str, str] = {
     "seasonal_naive": "SeasonalNaive",
     "naive": "Naive",
     "drift": "Drift",
+    "vets": "VectorizedETS",
 }
 
 #: Names accepted by :func:`make_model` (and the CLI's ``--model``), without importing them.
