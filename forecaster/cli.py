@@ -6,6 +6,8 @@ import typer
 
 from forecaster import __version__
 from forecaster.commands import alerts, data, demo, detect, forecast, ingest_live, optimize, place
+from forecaster.commands import report as report_cmd
+from forecaster.commands import scenario as scenario_cmd
 
 app = typer.Typer(
     name="forecaster",
@@ -30,6 +32,8 @@ app.command("place")(place.place)
 app.command("pack")(optimize.pack)
 app.command("rightsize")(optimize.rightsize)
 app.command("plan")(optimize.plan)
+app.command("report")(report_cmd.report)
+app.add_typer(scenario_cmd.scenario_app, name="scenario")
 
 
 def _version(value: bool) -> None:
