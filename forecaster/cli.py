@@ -8,6 +8,7 @@ from forecaster import __version__
 from forecaster.commands import alerts, data, demo, detect, forecast, ingest_live, optimize, place
 from forecaster.commands import report as report_cmd
 from forecaster.commands import scenario as scenario_cmd
+from forecaster.commands import serve as serve_cmd
 
 app = typer.Typer(
     name="forecaster",
@@ -34,6 +35,7 @@ app.command("rightsize")(optimize.rightsize)
 app.command("plan")(optimize.plan)
 app.command("report")(report_cmd.report)
 app.add_typer(scenario_cmd.scenario_app, name="scenario")
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

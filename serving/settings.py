@@ -1,0 +1,85 @@
+"""Serving settings: one fail-fast object read from the environment (``FORECASTER_*``).
+
+Serving sits below the application shell, so it keeps its own settings rather than
+importing :mod:`forecaster.config`; the store fields use the same variable names
+(``FORECASTER_DATA_DIR``, ``FORECASTER_STORE``) so one environment configures both.
+
+>>> ServingSettings(api_keys="k1,k2:write").store_path.name
+'forecaster.duckdb'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """Settings of the serving API.
+
+    Every field can be set from the environment with the ``FORECASTER_`` prefix, e.g.
+    ``FORECASTER_API_KEYS='s3cret-reader,s3cret-admin:write'`` or
+    ``FORECASTER_MODEL_NAME=cost-forecaster``.
+
+    Attributes
+    ----------
+    api_keys : SecretStr, optional
+        Comma-separated API keys. Each entry is ``KEY`` (read scope) or ``KEY:SCOPES``
+        with scopes joined by ``+`` (``read``, ``write``; ``write`` implies ``read``).
+        Keys are hashed (SHA-256) as soon as they are parsed and never logged.
+    api_keys_file : Path, optional
+        A keys file: one ``NAME SCOPES sha256:HEX`` line per key (see
+        :func:`serving.auth.hash_key`); ``#`` starts a comment.
+    data_dir, store : Path
+        The DuckDB store holding the pipeline's results (``store`` wins when set).
+    model_name : str, optional
+        Registered MLflow model whose ``model_alias`` version is served; ``None`` serves
+        the store's precomputed results only.
+    model_alias : str
+        Registry alias to follow (``champion``).
+    tracking_uri : str, optional
+        MLflow tracking/registry URI (default: MLflow's own resolution).
+    reload_interval_s : float
+        Seconds between checks of the registry alias and the store for a new version.
+    max_horizon : int
+        Largest horizon (in steps of the series' frequency) a request may ask for.
+    max_batch : int
+        Largest number of series in one batch request.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FORECASTER_", extra="ignore")
+
+    api_keys: Annotated[SecretStr | None, NoDecode] = Field(
+        default=None, description="Comma-separated API keys (KEY or KEY:read+write)."
+    )
+    api_keys_file: Path | None = Field(default=None, description="File of hashed API keys.")
+    data_dir: Path = Field(default=Path(".forecaster"), description="Where the store lives.")
+    store: Path | None = Field(default=None, description="DuckDB store file.")
+    model_name: str | None = Field(default=None, description="Registered MLflow model.")
+    model_alias: str = Field(default="champion", description="Registry alias to serve.")
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI.")
+    reload_interval_s: float = Field(default=30.0, gt=0, description="Reload poll period.")
+    max_horizon: int = Field(default=720, ge=1, le=100_000, description="Max steps per request.")
+    max_batch: int = Field(default=100, ge=1, le=10_000, description="Max series per batch.")
+    cache_entries: int = Field(
+        default=4096, ge=0, description="Rendered answers kept per loaded version."
+    )
+    public_docs: bool = Field(
+        default=True, description="Serve /openapi.json and /docs without a key."
+    )
+    scenario_time_limit_s: float = Field(
+        default=5.0, gt=0, le=120, description="Packing time limit of one what-if."
+    )
+
+    @field_validator("model_name", "tracking_uri", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def store_path(self) -> Path:
+        """The store file: ``store`` when set, else ``data_dir/forecaster.duckdb``."""
+        return self.store if self.store is not None else self.data_dir / "forecaster.duckdb"

@@ -1,0 +1,1 @@
+"""Tests of the serving API (unit level; tests/integration runs it over real HTTP)."""
