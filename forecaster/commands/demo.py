@@ -104,7 +104,33 @@ def print_summary(run: PipelineRun, *, store: Path) -> None:
             text = str(sm)
         t.add_row(s.name, text, f"{s.seconds:.1f}")
     out.print(t)
+    _print_labels(run, store)
     err.print(f"Results are in {store} (tables result_*; see docs/results.md).")
+
+
+def _print_labels(run: PipelineRun, store: Path) -> None:
+    """The injected anomalies, found or missed, when the detect stage scored labels."""
+    det = run.stage("detect")
+    if det is None or not det.ok or "labels" not in det.summary:
+        return
+    with Store(store, read_only=True) as st:
+        labels = st.read_result("anomaly_labels", run.run_id)
+    t = Table(title="Injected anomalies: found and missed", title_justify="left")
+    for col in ("anomaly", "kind", "start", "team", "workload", "impact", "found", "latency"):
+        t.add_column(col, justify="right" if col in ("impact", "latency") else "left")
+    for r in labels.sort_values("start").itertuples():
+        found = bool(r.found)
+        t.add_row(
+            str(r.anomaly_id),
+            str(getattr(r, "kind", "")),
+            f"{r.start:%Y-%m-%d %H:%M}",
+            str(r.team),
+            str(r.workload_id),
+            _money(getattr(r, "expected_extra_cost", None)),
+            "[green]found[/]" if found else "[red]missed[/]",
+            f"{r.latency_h:.0f} h" if found else "-",
+        )
+    out.print(t)
 
 
 def demo(
