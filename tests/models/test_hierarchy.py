@@ -228,7 +228,8 @@ def test_cross_validation_refits_at_every_cutoff() -> None:
     assert cv["cutoff"].nunique() == 2
     assert len(cv) == 2 * 2 * len(hs.ids) * 7
     frame = hs.frame().set_index(["unique_id", "ds"])["y"]
-    np.testing.assert_allclose(cv["y"], frame.loc[list(zip(cv["unique_id"], cv["ds"]))].to_numpy())
+    keys = list(zip(cv["unique_id"], cv["ds"], strict=True))
+    np.testing.assert_allclose(cv["y"], frame.loc[keys].to_numpy())
 
 
 def test_forecast_hierarchy_returns_the_result_frames() -> None:
