@@ -846,6 +846,7 @@ def forecast_hierarchy(
     *,
     level: Sequence[int] = (80, 95),
     anchor: bool = True,
+    step: int | None = None,
     n_jobs: int = -1,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -876,6 +877,10 @@ def forecast_hierarchy(
     anchor : bool
         Also backtest the seasonal-naive anchor (bottom-up; seasonal naive is
         coherent by itself) and add its rows to the backtest table.
+    step : int, optional
+        Steps between backtest cutoffs (default ``ceil(horizon / n_windows)``).
+    n_jobs, seed : int
+        Threads of the base model and its random seed.
 
     Returns
     -------
@@ -894,7 +899,13 @@ def forecast_hierarchy(
     hs = store if isinstance(store, HierarchySeries) else hierarchy_series(store, levels, freq)
     base: str | BaseForecaster | None = None if model == "auto" else model
     est = HierarchicalForecaster(
-        base=base, method=method, horizon=horizon, n_windows=n_windows, n_jobs=n_jobs, seed=seed
+        base=base,
+        method=method,
+        horizon=horizon,
+        n_windows=n_windows,
+        step=step,
+        n_jobs=n_jobs,
+        seed=seed,
     ).fit(hs)
     name = est.base_name
     fc = est.predict(horizon, level=level)
@@ -908,6 +919,7 @@ def forecast_hierarchy(
             candidates=("bottom_up",),
             horizon=horizon,
             n_windows=n_windows,
+            step=step,
         ).fit(hs)
         tables.append(_backtest_rows(sn, "seasonal_naive", only=("bottom_up",)))
     bt = pd.concat(tables, ignore_index=True)

@@ -22,16 +22,33 @@ Contract (issue #3)
     Bad input exits with code 2 and one line naming the file, the series and
     the column. Progress goes to stderr.
 
+Store mode (issue #3, hierarchical)
+    ``forecaster forecast --level-by team [--level-by project ...] --horizon 90d
+    --output OUT.csv [--store PATH]`` forecasts the daily cost of every node of
+    the tag hierarchy ``total -> team -> project ...`` built from the store
+    (:func:`features.series.hierarchy_series`), reconciled so that children sum
+    to their parents (``--reconcile auto`` picks the method by backtest), and
+    writes the same CSV contract; ``unique_id`` is the node path
+    (``total``, ``team=nlp``, ``team=nlp/project=chatbot``). ``backtest
+    --level-by ...`` prints the per-level metrics of every method and of the
+    seasonal-naive anchor.
+
+    ``--horizon`` takes steps (``90``) or a duration (``90d``, ``48h``, ``2w``)
+    converted with the frequency (store mode: ``--freq``, default ``D``; file
+    mode: ``--freq`` or the inferred one).
+
 The lead registers them with ``app.command("forecast")(forecast)`` and
 ``app.command("backtest")(backtest)``.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
@@ -40,17 +57,85 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.exceptions import ConfigError, ForecasterError
+from forecaster.commands._options import StoreOpt
 from models import MODEL_NAMES, make_model
-from models._frequency import as_offset, default_season_length
+from models._frequency import as_offset, default_season_length, fixed_step
 from models._panel import to_panel
 from models.base import BaseForecaster
 from models.metrics import evaluate
 
-__all__ = ["backtest", "forecast", "read_series"]
+__all__ = ["RECONCILE_METHODS", "backtest", "forecast", "parse_horizon", "read_series"]
 
 _err = Console(stderr=True)
 _out = Console()
 _SUFFIXES = (".csv", ".parquet", ".pq")
+#: ``--reconcile`` choices (``models.hierarchy.METHODS`` plus ``auto``; kept here so the
+#: CLI does not import the hierarchy module before it is used).
+RECONCILE_METHODS: tuple[str, ...] = (
+    "auto",
+    "bottom_up",
+    "top_down",
+    "ols",
+    "wls_struct",
+    "wls_var",
+    "mint_shrink",
+    "none",
+)
+_FORECAST_COLUMNS = ["unique_id", "ds", "yhat"]
+_HORIZON = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_HOUR, _DAY = pd.Timedelta(hours=1), pd.Timedelta(days=1)
+_UNITS = {"h": _HOUR, "hour": _HOUR, "hours": _HOUR, "d": _DAY, "day": _DAY, "days": _DAY}
+_UNITS |= {"w": 7 * _DAY, "week": 7 * _DAY, "weeks": 7 * _DAY}
+
+
+def parse_horizon(text: str, freq: str | pd.DateOffset | None) -> int:
+    """Steps of ``--horizon``: a plain number of steps, or a duration such as ``90d``/``48h``.
+
+    Parameters
+    ----------
+    text : str
+        ``"90"``, ``"90d"``, ``"48h"``, ``"2w"`` (case-insensitive units).
+    freq : str or pandas.DateOffset, optional
+        The series frequency; needed only for a duration.
+
+    Raises
+    ------
+    typer.BadParameter
+        Naming ``--horizon`` when the text is not a positive count or duration, or
+        the duration is not a whole number of steps of ``freq``.
+    """
+    m = _HORIZON.match(str(text))
+    if not m:
+        raise typer.BadParameter(
+            f"must be a number of steps or a duration such as 90d, 48h, 2w; got {text!r}",
+            param_hint="--horizon",
+        )
+    count, unit = int(m.group(1)), m.group(2).lower()
+    if count < 1:
+        raise typer.BadParameter(f"must be at least 1, got {text!r}", param_hint="--horizon")
+    if not unit:
+        return count
+    if unit not in _UNITS:
+        raise typer.BadParameter(
+            f"unit must be h, d or w (hours, days, weeks), got {text!r}", param_hint="--horizon"
+        )
+    span = _UNITS[unit] * count
+    step = fixed_step(as_offset(freq)) if freq is not None else None
+    if step is None and freq is not None and as_offset(freq).freqstr.startswith("W"):
+        step = pd.Timedelta(days=7)
+    if step is None:
+        raise typer.BadParameter(
+            f"a duration ({text!r}) needs a fixed frequency such as h or D; got {freq!r}; "
+            "give a number of steps instead",
+            param_hint="--horizon",
+        )
+    steps = span / step
+    if steps < 1 or steps != int(steps):
+        raise typer.BadParameter(
+            f"{text!r} is not a whole number of {as_offset(freq).freqstr} steps",
+            param_hint="--horizon",
+        )
+    return int(steps)
 
 
 def read_series(path: Path, id_col: str, time_col: str, target_col: str) -> pd.DataFrame:
@@ -177,12 +262,50 @@ def _check_levels(level: list[int]) -> list[int]:
     return sorted(set(level))
 
 
+def _file_or_store(input: Path | None, level_by: list[str] | None) -> bool:
+    """True for store mode; checks that exactly one of ``--input``/``--level-by`` is given."""
+    if input is not None and level_by:
+        raise typer.BadParameter(
+            "give either --input (a series file) or --level-by (the store's cost), not both",
+            param_hint="--input",
+        )
+    if input is None and not level_by:
+        raise typer.BadParameter(
+            "give --input SERIES.csv (a series file) or --level-by DIMENSION "
+            "(forecast the store's cost along a tag hierarchy)",
+            param_hint="--input",
+        )
+    return input is None
+
+
+def _file_steps(
+    horizon: str, freq: str | None, df: pd.DataFrame, cols: tuple[str, str, str]
+) -> int:
+    """``--horizon`` in steps for a series file (a duration needs the frequency)."""
+    try:
+        return parse_horizon(horizon, None)
+    except typer.BadParameter:
+        if _HORIZON.match(str(horizon)) is None or freq is not None:
+            return parse_horizon(horizon, freq)
+    id_col, time_col, target_col = cols
+    inferred = to_panel(
+        df, id_col=id_col, time_col=time_col, target_col=target_col, use_exog=False
+    ).freq
+    return parse_horizon(horizon, inferred.freqstr)
+
+
 def forecast(
-    input: Path = typer.Option(..., "--input", help="Series file (.csv or .parquet)."),
-    horizon: int = typer.Option(..., "--horizon", min=1, help="Steps to forecast."),
+    input: Path | None = typer.Option(
+        None, "--input", help="Series file (.csv or .parquet); or use --level-by."
+    ),
+    horizon: str = typer.Option(
+        ..., "--horizon", help="Steps to forecast, or a duration: 90d, 48h, 2w."
+    ),
     output: Path = typer.Option(..., "--output", help="Forecast CSV to write."),
     level: list[int] = typer.Option([80, 95], "--level", help="Interval level (repeatable)."),
-    freq: str | None = typer.Option(None, "--freq", help="Frequency alias; inferred if omitted."),
+    freq: str | None = typer.Option(
+        None, "--freq", help="Frequency alias; inferred if omitted (store mode: D)."
+    ),
     season_length: int | None = typer.Option(
         None, "--season-length", help="Seasonal period in steps; default from the frequency."
     ),
@@ -192,43 +315,79 @@ def forecast(
     target_col: str = typer.Option("y", "--target-col", help="Target column."),
     n_jobs: int = typer.Option(-1, "--n-jobs", help="Worker processes/threads (-1: all CPUs)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (results are reproducible)."),
+    level_by: list[str] | None = typer.Option(
+        None,
+        "--level-by",
+        help="Store mode: forecast the store's cost by this tag dimension (repeat for deeper "
+        "levels: --level-by team --level-by project).",
+    ),
+    store: StoreOpt = None,
+    reconcile: str = typer.Option(
+        "auto", "--reconcile", help=f"Store mode: one of {', '.join(RECONCILE_METHODS)}."
+    ),
+    n_windows: int = typer.Option(
+        3, "--n-windows", min=1, help="Store mode: backtest windows (method choice, intervals)."
+    ),
 ) -> None:
-    """Forecast every series of a file with calibrated prediction intervals."""
+    """Forecast every series of a file, or the store's cost along a tag hierarchy, with
+    calibrated prediction intervals."""
     levels = _check_levels(level)
     if output.parent and not output.parent.exists():
         raise typer.BadParameter(
             f"{output}: folder {output.parent} does not exist", param_hint="--output"
         )
-    estimator = _build_model(model, horizon, freq, season_length, n_jobs, seed)
+    if _file_or_store(input, level_by):
+        _forecast_store(
+            level_by or [], store, horizon, output, levels, freq, model, reconcile, n_windows,
+            n_jobs, seed,
+        )  # fmt: skip
+        return
+    assert input is not None
     with _progress() as progress:
         with _step(progress, f"reading {input.name}"):
             df = read_series(input, id_col, time_col, target_col)
+        try:
+            steps = _file_steps(horizon, freq, df, (id_col, time_col, target_col))
+        except ForecasterError as exc:
+            raise _bad_input(input, exc) from None
+        estimator = _build_model(model, steps, freq, season_length, n_jobs, seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 with _step(progress, f"fitting {model} on {df[id_col].nunique()} series"):
                     estimator.fit(df, id_col=id_col, time_col=time_col, target_col=target_col)
-                with _step(progress, f"forecasting {horizon} steps"):
-                    fc = estimator.predict(horizon, level=levels)
+                with _step(progress, f"forecasting {steps} steps"):
+                    fc = estimator.predict(steps, level=levels)
             except ForecasterError as exc:
                 raise _bad_input(input, exc) from None
         _show_warnings(caught)
         with _step(progress, f"writing {output.name}"):
             fc = fc.rename(columns={id_col: "unique_id", time_col: "ds"})
-            fc["ds"] = fc["ds"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-            fc.to_csv(output, index=False)
+            _write_forecast(fc, output)
     _err.print(f"wrote {len(fc)} rows for {fc['unique_id'].nunique()} series to {output}")
 
 
+def _write_forecast(fc: pd.DataFrame, output: Path) -> None:
+    fc = fc.copy()
+    fc["ds"] = fc["ds"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fc.to_csv(output, index=False)
+
+
 def backtest(
-    input: Path = typer.Option(..., "--input", help="Series file (.csv or .parquet)."),
-    horizon: int = typer.Option(..., "--horizon", min=1, help="Steps per window."),
+    input: Path | None = typer.Option(
+        None, "--input", help="Series file (.csv or .parquet); or use --level-by."
+    ),
+    horizon: str = typer.Option(
+        ..., "--horizon", help="Steps per window, or a duration: 30d, 48h, 2w."
+    ),
     n_windows: int = typer.Option(3, "--n-windows", min=1, help="Windows per series."),
     step: int | None = typer.Option(None, "--step", min=1, help="Steps between cutoffs."),
     model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODEL_NAMES)}."),
     output: Path | None = typer.Option(None, "--output", help="Write the metrics as CSV."),
     level: list[int] = typer.Option([80, 95], "--level", help="Interval level (repeatable)."),
-    freq: str | None = typer.Option(None, "--freq", help="Frequency alias; inferred if omitted."),
+    freq: str | None = typer.Option(
+        None, "--freq", help="Frequency alias; inferred if omitted (store mode: D)."
+    ),
     season_length: int | None = typer.Option(
         None, "--season-length", help="Seasonal period in steps; default from the frequency."
     ),
@@ -238,6 +397,12 @@ def backtest(
     n_jobs: int = typer.Option(-1, "--n-jobs", help="Worker processes/threads (-1: all CPUs)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (results are reproducible)."),
     max_rows: int = typer.Option(20, "--max-rows", help="Series rows shown in the table."),
+    level_by: list[str] | None = typer.Option(
+        None,
+        "--level-by",
+        help="Store mode: backtest the store's cost along this tag hierarchy (repeatable).",
+    ),
+    store: StoreOpt = None,
 ) -> None:
     """Rolling-origin backtest of a model: prints (and optionally writes) its metrics."""
     levels = _check_levels(level)
@@ -245,17 +410,28 @@ def backtest(
         raise typer.BadParameter(
             f"{output}: folder {output.parent} does not exist", param_hint="--output"
         )
-    estimator = _build_model(model, horizon, freq, season_length, n_jobs, seed)
+    if _file_or_store(input, level_by):
+        _backtest_store(
+            level_by or [], store, horizon, n_windows, step, model, output, levels, freq,
+            n_jobs, seed,
+        )  # fmt: skip
+        return
+    assert input is not None
     with _progress() as progress:
         with _step(progress, f"reading {input.name}"):
             df = read_series(input, id_col, time_col, target_col)
+        try:
+            steps = _file_steps(horizon, freq, df, (id_col, time_col, target_col))
+        except ForecasterError as exc:
+            raise _bad_input(input, exc) from None
+        estimator = _build_model(model, steps, freq, season_length, n_jobs, seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with _step(progress, f"backtesting {model}: {n_windows} windows of {horizon}"):
+                with _step(progress, f"backtesting {model}: {n_windows} windows of {steps}"):
                     cv = estimator.cross_validation(
                         df,
-                        h=horizon,
+                        h=steps,
                         n_windows=n_windows,
                         step=step,
                         level=levels,
@@ -276,10 +452,163 @@ def backtest(
         _show_warnings(caught)
         m = season_length or default_season_length(panel.freq)
         table = evaluate(cv, df, m, levels, id_col=id_col, time_col=time_col, target_col=target_col)
-    _print_metrics(table, id_col, model, n_windows, horizon, max_rows)
+    _print_metrics(table, id_col, model, n_windows, steps, max_rows)
     if output is not None:
         table.to_csv(output, index=False)
         _err.print(f"wrote metrics for {len(table) - 1} series to {output}")
+
+
+# --------------------------------------------------------------------------- store mode
+def _store_hierarchy(
+    level_by: list[str], store: Path | None, freq: str | None, progress: Progress
+) -> Any:
+    """The hierarchy of the store's cost, or a one-line error naming the option."""
+    from features.exceptions import StoreError
+    from features.series import hierarchy_series
+    from features.store import Store
+    from forecaster.config import get_settings
+
+    path = get_settings(store=store).store_path
+    with _step(progress, f"aggregating {path.name} by {' / '.join(level_by)}"):
+        try:
+            with Store(path, read_only=True) as st:
+                hs = hierarchy_series(st, level_by, freq or "D")
+        except StoreError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from None
+        except ConfigError as exc:
+            hint = "--freq" if "freq" in str(exc) else "--level-by"
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    for note in hs.notes:
+        _err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    return hs
+
+
+def _check_store_options(model: str, reconcile: str, n_jobs: int) -> None:
+    if model not in MODEL_NAMES:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(sorted(MODEL_NAMES))}, got {model!r}", param_hint="--model"
+        )
+    if reconcile not in RECONCILE_METHODS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(RECONCILE_METHODS)}, got {reconcile!r}",
+            param_hint="--reconcile",
+        )
+    if n_jobs == 0:
+        raise typer.BadParameter("must be a non-zero integer, got 0", param_hint="--n-jobs")
+
+
+def _forecast_store(
+    level_by: list[str],
+    store: Path | None,
+    horizon: str,
+    output: Path,
+    levels: list[int],
+    freq: str | None,
+    model: str,
+    reconcile: str,
+    n_windows: int,
+    n_jobs: int,
+    seed: int,
+) -> None:
+    _check_store_options(model, reconcile, n_jobs)
+    steps = parse_horizon(horizon, freq or "D")
+    from models.hierarchy import forecast_hierarchy
+
+    with _progress() as progress:
+        hs = _store_hierarchy(level_by, store, freq, progress)
+        n = len(hs.ids)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with _step(progress, f"forecasting {n} series ({model}, reconcile {reconcile})"):
+                try:
+                    fc, bt = forecast_hierarchy(
+                        hs,
+                        horizon=steps,
+                        method=reconcile,
+                        model=model,
+                        n_windows=n_windows,
+                        level=levels,
+                        anchor=False,
+                        n_jobs=n_jobs,
+                        seed=seed,
+                    )
+                except ForecasterError as exc:
+                    raise typer.BadParameter(str(exc), param_hint="--horizon") from None
+        _show_warnings(caught)
+        with _step(progress, f"writing {output.name}"):
+            cols = _FORECAST_COLUMNS + [f"{p}_{lv}" for lv in levels for p in ("lo", "hi")]
+            _write_forecast(fc[cols], output)
+    meta = fc.attrs["meta"]
+    for note in meta["notes"][len(hs.notes) :]:
+        _err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    chosen = bt[bt["model"] == meta["model_name"] + "/" + meta["reconciliation"]]
+    summary = ", ".join(f"{r.level} {r.wape:.1f}%" for r in chosen.itertuples())
+    _err.print(
+        f"reconciliation: {meta['reconciliation']} (backtest WAPE by level: {summary}); "
+        f"wrote {len(fc)} rows for {n} series to {output}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _backtest_store(
+    level_by: list[str],
+    store: Path | None,
+    horizon: str,
+    n_windows: int,
+    step: int | None,
+    model: str,
+    output: Path | None,
+    levels: list[int],
+    freq: str | None,
+    n_jobs: int,
+    seed: int,
+) -> None:
+    _check_store_options(model, "auto", n_jobs)
+    if levels != [80, 95]:
+        raise typer.BadParameter(
+            "store mode reports coverage of the 80 and 95% intervals; leave --level out",
+            param_hint="--level",
+        )
+    steps = parse_horizon(horizon, freq or "D")
+    from models.hierarchy import forecast_hierarchy
+
+    with _progress() as progress:
+        hs = _store_hierarchy(level_by, store, freq, progress)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with _step(progress, f"backtesting {len(hs.ids)} series: {n_windows} windows"):
+                try:
+                    fc, bt = forecast_hierarchy(
+                        hs,
+                        horizon=steps,
+                        model=model,
+                        n_windows=n_windows,
+                        step=step,
+                        anchor=True,
+                        n_jobs=n_jobs,
+                        seed=seed,
+                    )
+                except ForecasterError as exc:
+                    raise typer.BadParameter(str(exc), param_hint="--horizon") from None
+        _show_warnings(caught)
+    meta = fc.attrs["meta"]
+    table = Table(
+        title=f"hierarchical backtest: {n_windows} windows x {meta['backtest_horizon']} steps; "
+        f"chosen {bt.attrs['meta']['chosen']}"
+    )
+    for col in bt.columns:
+        table.add_column(col, justify="left" if col in ("level", "model") else "right")
+    chosen = bt.attrs["meta"]["chosen"]
+    for r in bt.itertuples(index=False):
+        cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in r]
+        table.add_row(*cells, style="bold" if r.model == chosen else None)
+    _out.print(table)
+    for note in meta["notes"]:
+        _err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if output is not None:
+        bt.to_csv(output, index=False)
+        _err.print(f"wrote {len(bt)} metric rows to {output}")
 
 
 def _print_metrics(
