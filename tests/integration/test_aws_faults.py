@@ -38,7 +38,7 @@ class StubAws:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.requests.append(
                     {"target": self.headers.get("X-Amz-Target"), "body": json.loads(body or b"{}")}
