@@ -59,6 +59,7 @@ __all__ = [
     "HierarchicalForecaster",
     "default_base",
     "forecast_hierarchy",
+    "level_metrics",
     "reconcile",
     "reconciliation_matrix",
     "shrink_covariance",
@@ -622,7 +623,7 @@ class HierarchicalForecaster:
             per_level = []
             for lvl in hs.level_names:
                 sel = hs.node_levels == lvl
-                r = _metrics(
+                r = level_metrics(
                     actual[sel],
                     fc[sel],
                     {lv: (bands[lv][0][sel], bands[lv][1][sel]) for lv in levels},
@@ -793,7 +794,7 @@ def _min_pool(res: np.ndarray) -> int:
     return int(min(200, max(50, finite // 10)))
 
 
-def _metrics(
+def level_metrics(
     y: np.ndarray,
     f: np.ndarray,
     bands: dict[int, tuple[np.ndarray, np.ndarray]],
