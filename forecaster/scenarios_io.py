@@ -29,7 +29,6 @@ from optimizer.scenarios import QUANTILES, WORKLOAD_COLUMNS, BaselineInputs
 
 #: Workload classes that may run on Spot today (interruptible work).
 SPOT_ELIGIBLE_KINDS: tuple[str, ...] = ("training", "pipeline", "batch")
-_DAILY_Q = ("yhat", "lo_80", "hi_80", "lo_95", "hi_95")
 
 
 def team_of(unique_id: object) -> str:
@@ -37,8 +36,60 @@ def team_of(unique_id: object) -> str:
     return str(unique_id).rsplit("/", 1)[-1].split("=", 1)[-1]
 
 
+def ar1_phi(y: pd.Series | np.ndarray, default: float = 0.5) -> float:
+    """Lag-1 autocorrelation of a daily series' deviations from its weekly mean, in [0, 0.95].
+
+    The dependence assumed between the days of a forecast when their intervals are summed
+    (``default`` when there are fewer than 21 points).
+    """
+    s = pd.Series(np.asarray(y, dtype=float)).dropna()
+    if len(s) < 21:
+        return default
+    r = (s - s.rolling(7, center=True, min_periods=4).mean()).dropna()
+    if len(r) < 14 or float(r.std()) == 0.0:
+        return default
+    phi = float(r.autocorr(1))
+    return float(np.clip(phi, 0.0, 0.95)) if np.isfinite(phi) else default
+
+
+def sum_forecast(days: pd.DataFrame, phi: float = 0.5) -> dict[str, float]:
+    """Sum of a daily forecast over its days, with 80/95 % intervals of the sum.
+
+    Days' errors are taken as AR(1) with coefficient ``phi`` (0: independent, 1: the
+    days move together): each day's interval half-width becomes a standard deviation
+    (``width / z``) and the sum's is ``sqrt(s' R s)`` with ``R[i, j] = phi ** |i - j|``,
+    separately above and below the mean. The sum's interval is never wider than the
+    sum of the days' bounds (the ``phi = 1`` case).
+
+    Returns
+    -------
+    dict
+        ``cost, lo_80, hi_80, lo_95, hi_95`` (the ``yhat`` sum as ``cost``).
+    """
+    d = days.sort_values("ds") if "ds" in days else days
+    yhat = d["yhat"].to_numpy(dtype=float)
+    n = len(yhat)
+    idx = np.arange(n)
+    corr = float(np.clip(phi, 0.0, 1.0)) ** np.abs(idx[:, None] - idx[None, :])
+    total = float(yhat.sum())
+    out = {"cost": total}
+    for level in (80, 95):
+        z = NormalDist().inv_cdf(0.5 + level / 200)
+        lo = d[f"lo_{level}"].to_numpy(dtype=float)
+        hi = d[f"hi_{level}"].to_numpy(dtype=float)
+        up = np.maximum(hi - yhat, 0.0) / z
+        dn = np.maximum(yhat - lo, 0.0) / z
+        out[f"hi_{level}"] = min(total + z * math.sqrt(float(up @ corr @ up)), float(hi.sum()))
+        out[f"lo_{level}"] = max(total - z * math.sqrt(float(dn @ corr @ dn)), float(lo.sum()))
+    return out
+
+
 def monthly_from_daily(
-    forecast: pd.DataFrame, history: pd.DataFrame | None = None, *, min_days: int = 7
+    forecast: pd.DataFrame,
+    history: pd.DataFrame | None = None,
+    *,
+    min_days: int = 7,
+    phi: float | None = None,
 ) -> pd.DataFrame:
     """Monthly sums of a daily forecast, completed with the observed days of each month.
 
@@ -50,13 +101,15 @@ def monthly_from_daily(
         ``unique_id, ds, y``: actuals added to the months the forecast starts in.
     min_days : int
         A month with fewer forecast days is dropped (unless it is the only one).
+    phi : float, optional
+        Dependence of the days' errors (see :func:`sum_forecast`); default: estimated
+        per series from ``history`` with :func:`ar1_phi` (0.5 without history).
 
     Returns
     -------
     pandas.DataFrame
-        ``unique_id, month, cost, lo_80, hi_80, lo_95, hi_95``. Quantiles of days are
-        summed (errors of one series' days move together), which is conservative; a
-        month the forecast covers only in part is scaled to the whole month.
+        ``unique_id, month, cost, lo_80, hi_80, lo_95, hi_95``. A month the forecast
+        covers only in part is scaled to the whole month.
     """
     fc = forecast.copy()
     fc["ds"] = pd.to_datetime(fc["ds"], utc=True)
@@ -64,6 +117,15 @@ def monthly_from_daily(
         fc["ds"].dt.tz_localize(None).dt.to_period("M").dt.to_timestamp().dt.tz_localize("UTC")
     )
     rows = []
+    phis: dict[object, float] = {}
+    for uid in fc["unique_id"].unique():
+        if phi is not None:
+            phis[uid] = phi
+        elif history is not None and not history.empty:
+            h = history[history["unique_id"] == uid].sort_values("ds")
+            phis[uid] = ar1_phi(h["y"].tail(120))
+        else:
+            phis[uid] = 0.5
     for (uid, month), g in fc.groupby(["unique_id", "month"], sort=True):
         days = int(g["ds"].dt.normalize().nunique())
         in_month = pd.Timestamp(month).days_in_month
@@ -78,8 +140,9 @@ def monthly_from_daily(
         rest = max(in_month - actual_days, 0)
         scale = rest / days if days else 0.0
         row: dict[str, Any] = {"unique_id": uid, "month": month, "_days": days}
-        for src, dst in zip(_DAILY_Q, QUANTILES, strict=True):
-            row[dst] = actual + float(g[src].sum()) * scale
+        summed = sum_forecast(g, phis[uid])
+        for q in QUANTILES:
+            row[q] = actual + summed[q] * scale
         rows.append(row)
     out = pd.DataFrame(rows, columns=["unique_id", "month", "_days", *QUANTILES])
     if out["month"].nunique() > 1:

@@ -44,6 +44,7 @@ not the (too wide) sum of team quantiles.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -427,6 +428,47 @@ def _to_fleet(
     return out, owner
 
 
+@functools.lru_cache(maxsize=1)
+def _default_catalog() -> Catalog:
+    return load_catalog()
+
+
+#: Packings already solved in this process, by (workloads, catalog, config).
+_PACKED: dict[tuple[Any, ...], FleetPlan] = {}
+_PACKED_MAX = 512
+
+
+def _packed(workloads: Sequence[Workload], catalog: Catalog, config: FleetConfig) -> FleetPlan:
+    """:func:`optimizer.fleet.plan`, one call per purchase option and GPU class, memoised.
+
+    The packer runs under a time limit, so two calls on the same demand may differ when
+    a limit cuts a search short. Packing each class on its own, once, means a driver that
+    touches one class (Spot for training, say) leaves every other class's plan exactly as
+    in the baseline, and a scenario run twice in a process gives the same numbers.
+    """
+    parts: dict[tuple[bool, str], list[Workload]] = {}
+    for w in workloads:
+        klass = "cpu" if w.gpu <= 0 else "gpu:" + "|".join(sorted(w.gpu_models))
+        parts.setdefault((w.spot_tolerant, klass), []).append(w)
+    groups: list[Any] = []
+    total = bound = 0.0
+    unplaced: list[tuple[str, int]] = []
+    for key in sorted(parts):
+        ws = tuple(sorted(parts[key], key=lambda w: w.name))
+        memo = (ws, id(catalog), catalog.version, config)
+        fp = _PACKED.get(memo)
+        if fp is None:
+            fp = plan(ws, catalog, config=config)
+            if len(_PACKED) >= _PACKED_MAX:
+                _PACKED.clear()
+            _PACKED[memo] = fp
+        groups += list(fp.groups)
+        total += fp.total_usd_per_hour
+        bound += fp.lower_bound_usd_per_hour
+        unplaced += list(fp.unplaced)
+    return FleetPlan("scenario", tuple(groups), total, bound, tuple(unplaced))
+
+
 def _plan(
     rows: Sequence[Mapping[str, Any]],
     spot_share: Mapping[str, float],
@@ -434,7 +476,7 @@ def _plan(
     config: FleetConfig,
 ) -> tuple[FleetPlan, dict[str, float]]:
     wl, owner = _to_fleet(rows, spot_share)
-    fleet = plan(wl, catalog, config=config)
+    fleet = _packed(wl, catalog, config)
     # Item sizes for the attribution (GPUs per item, CPU and memory per replica).
     global_sizes = {w.name: float(math.ceil(w.gpu - 1e-9)) for w in wl if w.gpu >= 1}
     global_sizes.update({f"{w.name}:cpu": w.cpu for w in wl})
@@ -504,7 +546,8 @@ def _extend(frame: pd.DataFrame, months: list[pd.Timestamp], keys: Sequence[str]
             row["month"] = m
             c = float(last["cost"])
             for q in QUANTILES[1:]:
-                row[q] = c + (float(last[q]) - c) * f
+                # Spend is not negative: a widened lower bound stops at zero.
+                row[q] = max(c + (float(last[q]) - c) * f, min(float(last[q]), 0.0))
             row["cost"] = c
             extra.append(row)
         parts.append(pd.concat([g, pd.DataFrame(extra)], ignore_index=True) if extra else g)
@@ -661,6 +704,16 @@ def _horizon(baseline: BaselineInputs, horizon: int | None) -> list[pd.Timestamp
     return [start + pd.DateOffset(months=k) for k in range(n)]
 
 
+def _extension_note(baseline: BaselineInputs, months: Sequence[pd.Timestamp]) -> tuple[str, ...]:
+    have = len(baseline.months)
+    if len(months) <= have:
+        return ()
+    return (
+        f"the forecast covers {have} month(s); the {len(months) - have} after it repeat its "
+        "last month with intervals widening like a random walk",
+    )
+
+
 def _norm_monthly(frame: pd.DataFrame) -> pd.DataFrame:
     df = frame.copy()
     df["month"] = pd.to_datetime(df["month"], utc=True)
@@ -675,7 +728,7 @@ def baseline_result(
     horizon_months: int | None = None,
 ) -> ScenarioResult:
     """The baseline as a scenario (name ``baseline``): its forecast and today's fleet."""
-    catalog = catalog if catalog is not None else load_catalog()
+    catalog = catalog if catalog is not None else _default_catalog()
     config = config if config is not None else FleetConfig(time_limit=1.0)
     months = _horizon(baseline, horizon_months)
     total = _extend(_norm_monthly(baseline.total_monthly), months, ())
@@ -683,7 +736,11 @@ def baseline_result(
     fleet, _ = _plan(_workloads(baseline.workloads), baseline.spot_share, catalog, config)
     cap = _capacity("baseline", fleet, catalog)
     monthly = total.assign(scenario="baseline")[list(MONTHLY_COLUMNS)]
-    notes = (*baseline.notes, "baseline: the stored forecast, today's fleet packed as is")
+    notes = (
+        *baseline.notes,
+        *_extension_note(baseline, months),
+        "baseline: the forecast as it is; capacity = today's fleet packed as is",
+    )
     summary = _summary("baseline", monthly, cap, {"unplaced": [list(u) for u in fleet.unplaced]})
     return ScenarioResult("baseline", monthly, teams, cap, summary, notes)
 
@@ -719,7 +776,7 @@ def run_scenario(
     ConfigError
         When the spec names a team or GPU model the baseline or catalog does not know.
     """
-    catalog = catalog if catalog is not None else load_catalog()
+    catalog = catalog if catalog is not None else _default_catalog()
     config = config if config is not None else FleetConfig(time_limit=1.0)
     if spec.gpu_sharing == "mig":
         config = FleetConfig(**{**config.__dict__, "use_mig": True})
@@ -854,8 +911,10 @@ def run_scenario(
     )
     notes = (
         *baseline.notes,
-        f"{spec.name}: growth compounds monthly; unit drivers priced by packing the peak "
-        f"fleet ({len(peak_rows)} workloads + {len(new)} new) with and without them",
+        *_extension_note(baseline, months),
+        f"{spec.name}: growth compounds monthly; Spot, sharing and right-sizing priced by "
+        f"packing the peak fleet ({len(peak_rows)} workloads + {len(new)} new) with and "
+        "without them",
     )
     return ScenarioResult(
         spec.name,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from features.exceptions import ForecasterError
+from features.exceptions import ConfigError, ForecasterError
 from forecaster.commands._options import JsonOpt, StoreOpt
 from forecaster.config import get_settings
 from forecaster.console import err, fail, frame_table, out, print_json
@@ -34,6 +34,12 @@ ScenarioFiles = Annotated[
     list[Path],
     typer.Argument(help="Scenario YAML files (see examples/scenarios/).", show_default=False),
 ]
+TimeLimitOpt = Annotated[
+    float,
+    typer.Option(
+        "--time-limit", min=0.05, max=600.0, help="Seconds for each fleet packing (per group)."
+    ),
+]
 SaveOpt = Annotated[
     bool,
     typer.Option(
@@ -42,23 +48,27 @@ SaveOpt = Annotated[
 ]
 
 
-def _run_all(paths: list[Path], store: Path | None, save: bool) -> list[ScenarioResult]:
+def _run_all(
+    paths: list[Path], store: Path | None, save: bool, time_limit: float = 1.0
+) -> list[ScenarioResult]:
     """Load the specs (all of them first, so a bad file fails fast), run them with the baseline."""
     from features.store import Store
     from forecaster.scenarios_io import baseline_from_store
+    from optimizer.fleet import FleetConfig
     from optimizer.scenarios import baseline_result, load_scenario, run_scenario
 
     specs = [load_scenario(p) for p in paths]
     names = [s.name for s in specs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise typer.BadParameter(f"scenario names must be unique, repeated: {dup}")
+        raise ConfigError(f"scenario names must be unique, repeated: {dup}")
     settings = get_settings(store=store)
     with Store(settings.store_path, read_only=not save) as st:
         base = baseline_from_store(st)
         horizon = max((s.horizon_months or 0) for s in specs) or None
-        results = [baseline_result(base, horizon_months=horizon)]
-        results += [run_scenario(s, base) for s in specs]
+        cfg = FleetConfig(time_limit=time_limit)
+        results = [baseline_result(base, horizon_months=horizon, config=cfg)]
+        results += [run_scenario(s, base, config=cfg) for s in specs]
         if save:
             save_results(st, results)
     return results
@@ -150,10 +160,11 @@ def run(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     save: SaveOpt = False,
+    time_limit: TimeLimitOpt = 1.0,
 ) -> None:
     """Run one scenario and print it beside the baseline."""
     try:
-        results = _run_all([scenario], store, save)
+        results = _run_all([scenario], store, save, time_limit)
     except ForecasterError as exc:
         fail(str(exc))
     if as_json:
@@ -167,10 +178,11 @@ def compare_cmd(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     save: SaveOpt = False,
+    time_limit: TimeLimitOpt = 1.0,
 ) -> None:
     """Run several scenarios and compare them side by side with the baseline."""
     try:
-        results = _run_all(list(scenarios), store, save)
+        results = _run_all(list(scenarios), store, save, time_limit)
     except ForecasterError as exc:
         fail(str(exc))
     if as_json:

@@ -150,26 +150,30 @@ def anomaly_timeline(anomalies: pd.DataFrame, history: pd.DataFrame | None) -> g
             a.get("title", ""), sev, impact, a.get("root_cause", ""), strict=False
         )
     ]
+    # Markers sit on the spend line (the day's actual) when known; size shows the impact.
+    on_line = "actual" in a and pd.to_numeric(a["actual"], errors="coerce").notna().all()
+    y = pd.to_numeric(a["actual"], errors="coerce") if on_line else impact
     fig.add_trace(
         go.Scatter(
             x=a["period_start"],
-            y=impact,
+            y=y,
             mode="markers",
             marker={
                 "size": size,
                 "color": [_SEVERITY.get(s, "#d62728") for s in sev],
                 "line": {"width": 1, "color": "#333"},
             },
-            name="anomaly (impact, USD)",
+            name="anomaly (size: impact)",
             hovertext=hover,
             hoverinfo="text",
-            yaxis="y2",
+            yaxis="y" if on_line else "y2",
         )
     )
-    fig.update_layout(
-        yaxis={"title": "USD per day", "tickprefix": "$"},
-        yaxis2={"title": "impact USD", "overlaying": "y", "side": "right", "tickprefix": "$"},
-    )
+    fig.update_layout(yaxis={"title": "USD per day", "tickprefix": "$"})
+    if not on_line:
+        fig.update_layout(
+            yaxis2={"title": "impact USD", "overlaying": "y", "side": "right", "tickprefix": "$"}
+        )
     return _layout(fig, "Anomalies on the timeline (hover for the root cause)", height=380)
 
 

@@ -13,7 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster.report.inputs import ReportInputs, kpis, monthly_spend, report_tables
+from forecaster.report.inputs import (
+    ReportInputs,
+    kpis,
+    monthly_spend,
+    next_30_days,
+    report_tables,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;
@@ -30,6 +36,7 @@ h2{margin:0 0 10px;font-size:19px;color:#1f3b57} h3{font-size:15px;margin:14px 0
 font-size:14px}
 .warn{background:#fdecea;border-left:4px solid #d9534f;padding:8px 12px;margin:8px 0}
 .derived{color:#666;font-size:12px;margin:4px 0}
+.tablewrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;margin:6px 0 12px;width:100%}
 th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:left}
 th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -42,7 +49,17 @@ margin:0;font-size:13px} .card dd{margin:0;text-align:right}
 footer{font-size:12px;color:#666;padding:0 32px 24px}
 """
 
-_MONEY_HINTS = ("cost", "spend", "usd", "impact", "saving", "forecast", "hi_80", "lo_80")
+_MONEY_HINTS = (
+    "cost",
+    "spend",
+    "usd",
+    "impact",
+    "saving",
+    "forecast",
+    "hi_80",
+    "lo_80",
+    "vs_baseline",
+)
 
 
 def _esc(v: object) -> str:
@@ -81,8 +98,8 @@ def table_html(df: pd.DataFrame, *, name: str) -> str:
             cells.append(f"<td{cls}>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f'<table data-table="{_esc(name)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<div class="tablewrap"><table data-table="{_esc(name)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
@@ -137,11 +154,12 @@ def _summary(inputs: ReportInputs) -> str:
     if fc is not None:
         tot = fc[fc["level"] == "total"]
         if not tot.empty:
-            f30 = tot[tot["ds"] < tot["ds"].min() + pd.Timedelta(days=30)]
-            items.append(
-                f"Forecast, next 30 days: {_money(f30['yhat'].sum())} "
-                f"(80 % interval {_money(f30['lo_80'].sum())} – {_money(f30['hi_80'].sum())})."
-            )
+            s30 = next_30_days(inputs, "total", "total")
+            if s30 is not None:
+                items.append(
+                    f"Forecast, next 30 days: {_money(s30['cost'])} "
+                    f"(80 % interval {_money(s30['lo_80'])} – {_money(s30['hi_80'])})."
+                )
     an = inputs.get("anomalies")
     if an is not None:
         items.append(

@@ -303,6 +303,29 @@ def monthly_spend(inputs: ReportInputs) -> float | None:
     return float(recent["y"].sum()) / days * 30.4
 
 
+def next_30_days(inputs: ReportInputs, level: str, unique_id: str) -> dict[str, float] | None:
+    """Forecast sum of the first 30 days of one series with 80/95 % intervals of the sum.
+
+    Days' errors are summed as AR(1) with the series' own history autocorrelation
+    (:func:`forecaster.scenarios_io.sum_forecast`), not as if they moved in lockstep.
+    """
+    from forecaster.scenarios_io import ar1_phi, sum_forecast
+
+    fc = inputs.get("forecast")
+    if fc is None:
+        return None
+    f = fc[(fc["level"] == level) & (fc["unique_id"].astype(str) == unique_id)]
+    if f.empty:
+        return None
+    f = f[f["ds"] < f["ds"].min() + pd.Timedelta(days=30)]
+    hist = inputs.get("history")
+    phi = 0.5
+    if hist is not None:
+        h = hist[(hist["level"] == level) & (hist["unique_id"].astype(str) == unique_id)]
+        phi = ar1_phi(h.sort_values("ds")["y"].tail(120))
+    return sum_forecast(f, phi)
+
+
 def _fleet_pct(df: pd.DataFrame, col: str) -> float | None:
     if col not in df:
         return None
@@ -412,10 +435,9 @@ def scorecards(inputs: ReportInputs) -> pd.DataFrame:
             cur = sb[(sb["team"] == team) & (sb["month"] == last_month)]
             row["last_month_cost"] = float(cur["total_cost"].sum())
         if fc is not None:
-            f = fc[(fc["level"] == "team") & (fc["unique_id"].astype(str) == team)]
-            f30 = f[f["ds"] < f["ds"].min() + pd.Timedelta(days=30)] if not f.empty else f
-            row["next_30d_forecast"] = float(f30["yhat"].sum()) if not f30.empty else None
-            row["next_30d_hi_80"] = float(f30["hi_80"].sum()) if not f30.empty else None
+            s30 = next_30_days(inputs, "team", team)
+            row["next_30d_forecast"] = None if s30 is None else s30["cost"]
+            row["next_30d_hi_80"] = None if s30 is None else s30["hi_80"]
         if util is not None:
             u = util[util["team"].astype(str) == team]
             for col in ("cpu_util_pct", "memory_util_pct", "gpu_util_pct"):
