@@ -131,6 +131,15 @@ def run_pipeline(
             "governance": lambda: stages.governance(
                 st, run_id=run.run_id, required_tags=required_tags, shared_values=shared_values
             ),
+            "forecast": lambda: stages.forecast(
+                st,
+                run_id=run.run_id,
+                levels=config.levels,
+                horizon_days=config.horizon_days,
+                model=config.model,
+                reconcile=config.reconcile,
+                n_windows=config.backtest_windows,
+            )[0],
             "load_forecast": lambda: stages.load_forecast(
                 st, run_id=run.run_id, horizon_hours=config.load_horizon_hours
             ),

@@ -61,6 +61,56 @@ def governance(
     }
 
 
+# -- cost forecasts along the tag hierarchy ----------------------------------------------------
+def forecast(
+    st: Store,
+    *,
+    run_id: str,
+    levels: Sequence[str],
+    horizon_days: int,
+    model: str,
+    reconcile: str,
+    n_windows: int,
+) -> tuple[dict[str, Any], Any]:
+    """Backtest, train and forecast daily cost for every node of the hierarchy.
+
+    Returns the summary and the :class:`features.series.HierarchySeries` (for tracking).
+    The headline is the next 30 days of total spend; its interval is the sum of the
+    daily bounds, which assumes the days' errors move together (wider than a model of
+    their correlation would give, never narrower).
+    """
+    from features.series import hierarchy_series
+    from models.hierarchy import forecast_hierarchy
+
+    hs = hierarchy_series(st, tuple(levels), "D")
+    fc, bt = forecast_hierarchy(
+        hs, tuple(levels), horizon=horizon_days, method=reconcile, model=model, n_windows=n_windows
+    )
+    meta = dict(fc.attrs.get("meta", {}))
+    st.write_result("history", hs.frame(with_level=True), run_id=run_id)
+    st.write_result("forecast", fc, run_id=run_id, meta=meta)
+    st.write_result("backtest", bt, run_id=run_id, meta=dict(bt.attrs.get("meta", {})))
+    total = fc[fc["level"] == "total"].sort_values("ds").head(30)
+    month = {c: float(total[c].sum()) for c in ("yhat", "lo_80", "hi_80", "lo_95", "hi_95")}
+    chosen = str(fc["model"].iloc[0]) if len(fc) else model
+    team_rows = bt[(bt["level"] == "team") & (bt["model"] == chosen)]
+    team_wape = float(team_rows["wape"].iloc[0]) if len(team_rows) else None
+    summary = {
+        "series": len(hs.ids),
+        "horizon_days": horizon_days,
+        "model": chosen,
+        "reconciliation": meta.get("reconciliation"),
+        "next_30_days": {k: round(v, 2) for k, v in month.items()},
+        "team_wape_pct": None if team_wape is None else round(team_wape, 2),
+        "headline": (
+            f"next 30 days ${month['yhat']:,.0f} (80%: ${month['lo_80']:,.0f}-"
+            f"${month['hi_80']:,.0f}); {len(hs.ids)} series, {chosen}"
+            + (f", team backtest WAPE {team_wape:.1f}%" if team_wape is not None else "")
+        ),
+    }
+    return summary, hs
+
+
 # -- right-sizing and placement ----------------------------------------------------------------
 def _recommended_workloads(workloads: list[Any], recs: pd.DataFrame) -> list[Any]:
     """Workloads with their per-replica requests replaced by the right-sizing recommendation."""

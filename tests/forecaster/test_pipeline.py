@@ -35,8 +35,10 @@ def run(fleet: tuple[DemoManifest, Path]):
     manifest, path = fleet
     cfg = PipelineConfig(
         labels=manifest.labels_path,
-        stages=["governance", "load_forecast", "detect", "optimize"],
+        stages=["governance", "forecast", "load_forecast", "detect", "optimize"],
         detect_window_days=45,
+        horizon_days=14,
+        backtest_windows=1,
     )
     seen: list[tuple[str, str]] = []
     result = run_pipeline(
@@ -54,7 +56,7 @@ def test_every_stage_runs_and_reports(run) -> None:
     result, seen, _ = run
     assert result.ok, result.to_dict()
     names = [s.name for s in result.stages]
-    assert names == ["governance", "load_forecast", "detect", "optimize"]
+    assert names == ["governance", "forecast", "load_forecast", "detect", "optimize"]
     assert seen[0] == ("governance", "start") and ("optimize", "done") in seen
 
 
@@ -71,6 +73,22 @@ def test_results_follow_the_contract(run) -> None:
         assert set(an["labelled"]) <= {"found", "false_alarm"}
         cov = st.read_result("tag_coverage")
         assert cov["coverage_pct"].between(0, 100).all()
+
+
+def test_forecasts_are_coherent_and_cover_the_hierarchy(run) -> None:
+    result, _, path = run
+    with Store(path, read_only=True) as st:
+        fc = st.read_result("forecast")
+        hist = st.read_result("history")
+        bt = st.read_result("backtest")
+    assert set(fc["level"]) == {"total", "team", "project", "service"}
+    assert set(fc["unique_id"]) == set(hist["unique_id"])
+    total = fc[fc["level"] == "total"].set_index("ds")["yhat"]
+    teams = fc[fc["level"] == "team"].groupby("ds")["yhat"].sum()
+    assert (total - teams).abs().max() < 1e-6 * max(total.abs().max(), 1.0)
+    assert {"wape", "coverage_80"} <= set(bt.columns)
+    s = result.stage("forecast").summary
+    assert s["next_30_days"]["lo_80"] <= s["next_30_days"]["yhat"] <= s["next_30_days"]["hi_80"]
 
 
 def test_savings_waterfall_is_consistent(run) -> None:
