@@ -25,7 +25,7 @@ from features.store import Store
 from forecaster import stages
 
 StageName = Literal["governance", "forecast", "load_forecast", "detect", "optimize"]
-ALL_STAGES: tuple[str, ...] = ("governance", "forecast", "load_forecast", "detect", "optimize")
+ALL_STAGES: tuple[StageName, ...] = ("governance", "forecast", "load_forecast", "detect", "optimize")
 
 
 class PipelineConfig(BaseModel):
