@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from features.exceptions import ConfigError, InvalidFrameError
+from features.exceptions import ConfigError, ForecasterError, InvalidFrameError
 from models.base import BaseForecaster
 
 __all__ = [
@@ -186,15 +186,19 @@ def model_signature(model: BaseForecaster, example: pd.DataFrame, output: pd.Dat
     """Signature: ``unique_id`` str and ``h`` long required; the rest optional."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
+    # ``level``, ``ds`` and the regressors are typed "any": MLflow will not
+    # cast int64 to double, and a JSON null in a column of ints arrives as NaN,
+    # so a strict type would refuse valid requests; forecast_request checks them.
     cols: list[Any] = [
         ColSpec("string", "unique_id"),
         ColSpec("long", "h"),
-        ColSpec("long", "level", required=False),
+        ColSpec(AnyType(), "level", required=False),
     ]
     if model.exog_cols_:
-        cols.append(ColSpec("datetime", "ds"))
-        cols += [ColSpec("double", c) for c in model.exog_cols_]
+        cols.append(ColSpec(AnyType(), "ds"))
+        cols += [ColSpec(AnyType(), c) for c in model.exog_cols_]
     out_cols: list[Any] = [ColSpec("string", "unique_id"), ColSpec("datetime", "ds")]
     out_cols += [ColSpec("double", c) for c in output.columns if c not in ("unique_id", "ds")]
     return ModelSignature(inputs=Schema(cols), outputs=Schema(out_cols))
@@ -228,8 +232,24 @@ class ForecasterPyFunc(PythonModel):  # type: ignore[misc]
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Forecast the requested series (see :func:`forecast_request`)."""
+        """Forecast the requested series (see :func:`forecast_request`).
+
+        Raises
+        ------
+        mlflow.exceptions.MlflowException
+            ``INVALID_PARAMETER_VALUE`` (HTTP 400 from ``mlflow models serve``)
+            with the message of the :class:`~features.exceptions.ForecasterError`
+            behind it (``__cause__``), so a bad request reads e.g. "column
+            'unique_id', rows [0]: unknown series ['x']" instead of a generic
+            scoring error.
+        """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         if self.estimator_ is None:
             self.load_context(context)
         assert self.estimator_ is not None
-        return forecast_request(self.estimator_, model_input)
+        try:
+            return forecast_request(self.estimator_, model_input)
+        except ForecasterError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc

@@ -120,6 +120,22 @@ class LoadedModel:
     loaded_at: datetime
     forecast_time: datetime | None
 
+    @property
+    def estimator(self) -> Any:
+        """The fitted forecaster inside the pyfunc model."""
+        return self.model.unwrap_python_model().estimator_
+
+    def predict(self, request: pd.DataFrame) -> pd.DataFrame:
+        """Answer a request frame directly (no MLflow schema step).
+
+        Raises :class:`~features.exceptions.InvalidFrameError` naming the column
+        and rows of a bad request, where ``model.predict`` wraps it in an
+        ``MlflowException``.
+        """
+        from models.pyfunc import forecast_request
+
+        return forecast_request(self.estimator, request)
+
 
 # ----------------------------------------------------------------- helpers
 def _uri(tracking_uri: str | None) -> str:
@@ -381,14 +397,10 @@ def log_forecaster(
                 signature=signature,
                 input_example=example,
                 pip_requirements=_pip_requirements(),
-                registered_model_name=name,
             )
         finally:
             if own_run:
                 mlflow.end_run()
-        registered = info.registered_model_version
-        version = str(registered) if registered is not None else _latest_version(name, run_id, uri)
-        client = _client(uri)
         vtags = {f"{_METRIC_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
         vtags.update(
             {
@@ -400,8 +412,10 @@ def log_forecaster(
                 "git_commit": commit or "",
             }
         )
-        for k, v in vtags.items():
-            client.set_model_version_tag(name, version, k, v)
+        # One call registers the version with its tags (and the model if new).
+        mv = mlflow.register_model(info.model_uri, name, tags=vtags)
+        version = str(mv.version)
+        client = _client(uri)
         client.set_registered_model_alias(name, CHALLENGER, version)
         return _ref(client, name, version)
 
@@ -422,16 +436,6 @@ def _quiet_pickle_warning() -> None:
 def _finite(v: Any) -> bool:
     f = _as_float(v)
     return f is not None and math.isfinite(f)
-
-
-def _latest_version(name: str, run_id: str, uri: str) -> str:
-    client = _client(uri)
-    found = [mv for mv in client.search_model_versions(f"name='{name}'") if mv.run_id == run_id]
-    if not found:
-        raise TrackingError(
-            f"model {name!r} was logged by run {run_id} but no version was registered"
-        )
-    return str(max(int(mv.version) for mv in found))
 
 
 # ---------------------------------------------------------------- promote
