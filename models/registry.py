@@ -349,7 +349,6 @@ def log_forecaster(
         try:
             run = mlflow.active_run()
             assert run is not None
-            run_id = run.info.run_id
             model_params = {f"model.{k}": str(v)[:500] for k, v in model.get_params().items()}
             model_params["model.class"] = type(model).__name__
             model_params.update({str(k): str(v)[:500] for k, v in (params or {}).items()})
