@@ -19,6 +19,8 @@ from forecaster.report.inputs import (
     monthly_spend,
     next_30_days,
     report_tables,
+    series_of,
+    team_names,
 )
 
 _CSS = """
@@ -233,11 +235,8 @@ def _forecast_section(page: _Page, inputs: ReportInputs) -> str:
     if hist is None and fc is None:
         return "".join(out)
 
-    def series(df: pd.DataFrame | None, level: str, uid: str) -> pd.DataFrame | None:
-        if df is None:
-            return None
-        lv = df["level"] if "level" in df else pd.Series(level, index=df.index)
-        return df[(lv == level) & (df["unique_id"].astype(str) == uid)]
+    def series(df: pd.DataFrame | None, level: str, name: str) -> pd.DataFrame | None:
+        return series_of(df, level, name)
 
     out.append(
         page.chart(
@@ -247,11 +246,7 @@ def _forecast_section(page: _Page, inputs: ReportInputs) -> str:
             ),
         )
     )
-    teams = (
-        sorted(set(fc.loc[fc["level"] == "team", "unique_id"].astype(str)))
-        if fc is not None
-        else []
-    )
+    teams = team_names(fc)
     if teams:
         out.append('<h3>Per team</h3><div class="grid">')
         for t in teams:

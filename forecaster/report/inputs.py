@@ -303,6 +303,27 @@ def monthly_spend(inputs: ReportInputs) -> float | None:
     return float(recent["y"].sum()) / days * 30.4
 
 
+def series_of(df: pd.DataFrame | None, level: str, name: str) -> pd.DataFrame | None:
+    """Rows of one series: ``level`` and its name (``nlp`` matches ``team=nlp``)."""
+    from forecaster.scenarios_io import team_of
+
+    if df is None:
+        return None
+    lv = df["level"] if "level" in df else pd.Series(level, index=df.index)
+    ids = df["unique_id"].astype(str)
+    names = ids.map(team_of) if level == "team" else ids
+    return df[(lv == level).to_numpy() & (names == name).to_numpy()]
+
+
+def team_names(forecast: pd.DataFrame | None) -> list[str]:
+    """Team names of the team-level series of a forecast (``team=nlp`` -> ``nlp``)."""
+    from forecaster.scenarios_io import team_of
+
+    if forecast is None or "level" not in forecast:
+        return []
+    return sorted({team_of(u) for u in forecast.loc[forecast["level"] == "team", "unique_id"]})
+
+
 def next_30_days(inputs: ReportInputs, level: str, unique_id: str) -> dict[str, float] | None:
     """Forecast sum of the first 30 days of one series with 80/95 % intervals of the sum.
 
@@ -314,14 +335,15 @@ def next_30_days(inputs: ReportInputs, level: str, unique_id: str) -> dict[str, 
     fc = inputs.get("forecast")
     if fc is None:
         return None
-    f = fc[(fc["level"] == level) & (fc["unique_id"].astype(str) == unique_id)]
-    if f.empty:
+    f = series_of(fc, level, unique_id)
+    if f is None or f.empty:
         return None
     f = f[f["ds"] < f["ds"].min() + pd.Timedelta(days=30)]
     hist = inputs.get("history")
     phi = 0.5
     if hist is not None:
-        h = hist[(hist["level"] == level) & (hist["unique_id"].astype(str) == unique_id)]
+        h = series_of(hist, level, unique_id)
+        assert h is not None
         phi = ar1_phi(h.sort_values("ds")["y"].tail(120))
     return sum_forecast(f, phi)
 
@@ -412,7 +434,7 @@ def _team_names(inputs: ReportInputs) -> list[str]:
     names: set[str] = set()
     fc = inputs.get("forecast")
     if fc is not None:
-        names |= set(fc.loc[fc["level"] == "team", "unique_id"].astype(str))
+        names |= set(team_names(fc))
     sb = inputs.get("showback")
     if sb is not None:
         names |= {str(t) for t in sb["team"].dropna() if str(t) != "(unallocated)"}

@@ -81,9 +81,9 @@ def _history(st: Store) -> pd.DataFrame:
     from features.tags import showback
 
     sb = showback(st, ["team"], period="day")
-    team = sb[sb["team"] != "(unallocated)"].rename(
-        columns={"period": "ds", "team": "unique_id", "total_cost": "y"}
-    )[["unique_id", "ds", "y"]]
+    # Series ids as features.series names them (``team=nlp``).
+    team = sb[sb["team"] != "(unallocated)"].rename(columns={"period": "ds", "total_cost": "y"})
+    team = team.assign(unique_id="team=" + team["team"].astype(str))[["unique_id", "ds", "y"]]
     total = sb.groupby("period", as_index=False)["total_cost"].sum()
     total = total.rename(columns={"period": "ds", "total_cost": "y"}).assign(unique_id="total")
     return pd.concat([team.assign(level="team"), total.assign(level="total")], ignore_index=True)[
@@ -293,7 +293,10 @@ def test_full_report_has_every_section_and_chart(full_store: Path, tmp_path: Pat
     html = out.read_text()
     charts = _charts(html)
     teams = sorted(
-        set(inputs.results["forecast"].query("level == 'team'")["unique_id"].astype(str))
+        {
+            u.split("=", 1)[1]
+            for u in inputs.results["forecast"].query("level == 'team'")["unique_id"]
+        }
     )
     expected = {
         "kpis",
@@ -327,7 +330,8 @@ def test_full_report_has_every_section_and_chart(full_store: Path, tmp_path: Pat
     ):
         assert f'<section id="{section}">' in html
     for team in teams:
-        assert f'data-team="{team}"' in html
+        assert html.count(f'data-team="{team}"') == 1  # one card per team, by its name
+    assert 'data-team="team=' not in html
     # Root causes travel into the hover text of the anomaly timeline.
     first_cause = inputs.results["anomalies"]["root_cause"].iloc[0]
     assert json.dumps(first_cause)[1:-1].split(":")[0] in html
