@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.auth import KeyRing
 from serving.loader import Loader
-from serving.metrics import MetricsMiddleware, ServingMetrics
+from serving.metrics import HotPathMiddleware, MetricsMiddleware, ServingMetrics
 from serving.routers.scenarios import BaselineProvider
 from serving.settings import ServingSettings
 from serving.state import StateHolder
@@ -120,6 +120,8 @@ def create_app(
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+    # Added last = outermost: metrics time the hot path too.
+    app.add_middleware(HotPathMiddleware, holder=holder, keyring=keyring)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

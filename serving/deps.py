@@ -63,3 +63,36 @@ def invalid(where: Sequence[str | int], msg: str, value: Any = None) -> RequestV
     return RequestValidationError(
         [{"loc": tuple(where), "msg": msg, "type": "value_error", "input": value}]
     )
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """Query parameter names of a route's dependency tree (its own and its dependencies')."""
+    out = {p.alias for p in getattr(dependant, "query_params", [])}
+    for sub in getattr(dependant, "dependencies", []):
+        out |= _query_names(sub)
+    return out
+
+
+async def no_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take (``?horizn=48`` is a typo, not a
+    request for the default horizon)."""
+    if not request.scope["query_string"]:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = frozenset(_query_names(dependant))
+        _QUERY_NAMES[id(route)] = names
+    for key in request.query_params:
+        if key not in names:
+            expected = ", ".join(sorted(names)) or "none"
+            raise invalid(["query", key], f"unknown query parameter; expected: {expected}", key)
+
+
+NoUnknownQuery = Depends(no_unknown_query)

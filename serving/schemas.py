@@ -265,6 +265,7 @@ class ReloadResponse(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the given error codes."""
     text = {
+        400: "The body is not valid JSON.",
         401: "Missing or unknown API key.",
         403: "The key lacks the scope.",
         404: "Unknown series or workload.",

@@ -314,6 +314,7 @@ class Snapshot:
     predictor: Predictor | None = None
     cache_entries: int = 4096
     cache: dict[Any, bytes] = field(default_factory=dict)
+    hot: dict[tuple[str, bytes], tuple[Any, bytes]] = field(default_factory=dict)
     computed: dict[tuple[str, int], ForecastSeries] = field(default_factory=dict)
 
     @property
@@ -333,6 +334,14 @@ class Snapshot:
                 self.cache.pop(next(iter(self.cache)), None)
             self.cache[key] = body
         return body
+
+    def remember(self, scope: Any, route: Any, body: bytes) -> None:
+        """Keep a 200 answer under its exact path and query for :class:`HotPathMiddleware`."""
+        if self.cache_entries <= 0:
+            return
+        if len(self.hot) >= self.cache_entries:
+            self.hot.pop(next(iter(self.hot)), None)
+        self.hot[(scope["path"], scope["query_string"])] = (route, body)
 
     def forecast_age_s(self, now: datetime | None = None) -> float | None:
         """Seconds since the forecast time of the served forecasts (``None`` if unknown)."""

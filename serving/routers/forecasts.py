@@ -8,11 +8,11 @@ import functools
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import CurrentSnapshot, ReadKey, invalid, not_ready
+from serving.deps import CurrentSnapshot, NoUnknownQuery, ReadKey, invalid, not_ready
 from serving.schemas import (
     BatchForecastResponse,
     ForecastResponse,
@@ -82,7 +82,7 @@ def not_found(unique_id: str) -> HTTPException:
 
 def build_router(settings: ServingSettings) -> APIRouter:
     """Routes with this server's horizon and batch limits in their schemas."""
-    r = APIRouter(prefix="/v1", tags=["forecasts"])
+    r = APIRouter(prefix="/v1", tags=["forecasts"], dependencies=[NoUnknownQuery])
     max_h = settings.max_horizon
     Horizon = Annotated[
         int | None,
@@ -136,6 +136,7 @@ def build_router(settings: ServingSettings) -> APIRouter:
         summary="Forecast of one series",
     )
     async def get_forecast(
+        request: Request,
         unique_id: UniqueId,
         snap: CurrentSnapshot,
         _: ReadKey,
@@ -154,12 +155,14 @@ def build_router(settings: ServingSettings) -> APIRouter:
             ("f", s.provenance.source, unique_id, h, want, levels),
             lambda: s.render(h, levels, want),
         )
+        if s.provenance.source != "pyfunc":
+            snap.remember(request.scope, request.scope.get("route"), body)
         return Response(body, media_type=JSON)
 
     @r.post(
         "/forecasts/batch",
         response_model=BatchForecastResponse,
-        responses=error_responses(401, 403, 404, 503),
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Forecasts of several series (read scope)",
     )
     async def batch_forecasts(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from serving.deps import CurrentSnapshot, ReadKey
+from serving.deps import CurrentSnapshot, NoUnknownQuery, ReadKey, invalid
 from serving.schemas import AnomalyList, Recommendations, error_responses
 from serving.state import iso_z, jdump
 
@@ -15,8 +15,20 @@ JSON = "application/json"
 Text = Annotated[str | None, Query(max_length=256)]
 
 
+# Only ISO 8601 text: a bare number would otherwise be read as a Unix time.
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _parse_time(text: str, param: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(["query", param], "must be an ISO 8601 time", text) from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
 def build_router() -> APIRouter:
-    r = APIRouter(prefix="/v1", tags=["insights"])
+    r = APIRouter(prefix="/v1", tags=["insights"], dependencies=[NoUnknownQuery])
 
     @r.get(
         "/anomalies",
@@ -32,13 +44,18 @@ def build_router() -> APIRouter:
         severity: Text = None,
         rule: Text = None,
         since: Annotated[
-            datetime | None, Query(description="Only anomalies whose period ends at or after.")
+            str | None,
+            Query(
+                pattern=ISO_TIME,
+                description="ISO 8601 time (UTC when no offset): only anomalies whose period "
+                "ends at or after it.",
+            ),
         ] = None,
         min_impact: Annotated[float | None, Query(ge=0, le=1e15, description="USD.")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> Response:
-        cut = iso_z(since) if since is not None else None
+        cut = iso_z(_parse_time(since, "since")) if since is not None else None
         rows = [
             a
             for a in snap.anomalies

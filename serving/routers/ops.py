@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import ReadKey, WriteKey
+from serving.deps import NoUnknownQuery, ReadKey, WriteKey
 from serving.schemas import Health, Ready, ReloadResponse, Status, error_responses
 from serving.state import iso_z, jdump
 
@@ -53,7 +53,7 @@ def status_doc(request: Request) -> dict[str, Any]:
 
 
 def build_router() -> APIRouter:
-    r = APIRouter(tags=["operations"])
+    r = APIRouter(tags=["operations"], dependencies=[NoUnknownQuery])
 
     @r.get("/healthz", response_model=Health, summary="Liveness (no key needed)")
     async def healthz() -> Response:

@@ -10,9 +10,9 @@ import math
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
-from serving.deps import CurrentSnapshot, ReadKey, invalid, not_ready
+from serving.deps import CurrentSnapshot, NoUnknownQuery, ReadKey, invalid, not_ready
 from serving.schemas import KedaMetric, ScalingResponse, error_responses
 from serving.settings import ServingSettings
 from serving.state import MAX_QUANTILE, MIN_QUANTILE, LoadSeries, Snapshot, jdump, num_token
@@ -66,7 +66,7 @@ def _workload(snap: Snapshot, workload_id: str) -> LoadSeries:
 
 
 def build_router(settings: ServingSettings) -> APIRouter:
-    r = APIRouter(prefix="/v1", tags=["scaling"])
+    r = APIRouter(prefix="/v1", tags=["scaling"], dependencies=[NoUnknownQuery])
     max_h = settings.max_horizon
 
     def bounded(n: int, param: str, text: str) -> int:
@@ -81,6 +81,7 @@ def build_router(settings: ServingSettings) -> APIRouter:
         summary="Load and capacity forecast of a workload (predictive scaling)",
     )
     async def scaling(
+        request: Request,
         workload_id: WorkloadId,
         snap: CurrentSnapshot,
         _: ReadKey,
@@ -106,6 +107,7 @@ def build_router(settings: ServingSettings) -> APIRouter:
             ("s", workload_id, h, want, quantile, min_replicas),
             lambda: s.render(h, quantile, min_replicas, want),
         )
+        snap.remember(request.scope, request.scope.get("route"), body)
         return Response(body, media_type=JSON)
 
     @r.get(
@@ -118,6 +120,7 @@ def build_router(settings: ServingSettings) -> APIRouter:
         "or `valueLocation: load` and `targetValue` = the load one replica serves.",
     )
     async def keda(
+        request: Request,
         workload_id: WorkloadId,
         snap: CurrentSnapshot,
         _: ReadKey,
@@ -152,6 +155,7 @@ def build_router(settings: ServingSettings) -> APIRouter:
             ).encode()
 
         body = snap.cached(("k", workload_id, n, quantile, min_replicas), render)
+        snap.remember(request.scope, request.scope.get("route"), body)
         return Response(body, media_type=JSON)
 
     return r

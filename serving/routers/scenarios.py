@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.exceptions import ConfigError, ForecasterError
 from optimizer.scenarios import ScenarioSpec
-from serving.deps import WriteKey, invalid
+from serving.deps import NoUnknownQuery, WriteKey, invalid
 from serving.schemas import ScenarioResponse, error_responses
 from serving.settings import ServingSettings
 from serving.state import iso_z, jdump
@@ -131,13 +131,13 @@ class ScenarioRunner:
 
 
 def build_router(settings: ServingSettings, provider: BaselineProvider | None) -> APIRouter:
-    r = APIRouter(prefix="/v1", tags=["scenarios"])
+    r = APIRouter(prefix="/v1", tags=["scenarios"], dependencies=[NoUnknownQuery])
     runner = ScenarioRunner(settings, provider)
 
     @r.post(
         "/scenarios",
         response_model=ScenarioResponse,
-        responses=error_responses(401, 403, 503),
+        responses=error_responses(400, 401, 403, 503),
         summary="Run a what-if scenario (write scope)",
     )
     async def run(request: Request, spec: ScenarioSpec, _: WriteKey) -> Response:

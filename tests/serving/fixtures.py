@@ -168,3 +168,65 @@ def write_store(path: Path, *, run_id: str = "run-1", forecast: pd.DataFrame | N
         st.write_result("placement", placement_frame(), run_id=run_id)
         st.write_result("savings", savings_frame(), run_id=run_id)
     return path
+
+
+def scenario_baseline(_store_path: object = None) -> object:
+    """A small scenario baseline: two teams, three months, a GPU and a CPU workload."""
+    from optimizer.scenarios import BaselineInputs
+
+    months = pd.date_range("2025-01-01", periods=3, freq="MS", tz="UTC")
+    team_rows = []
+    for team, cost in (("nlp", 20_000.0), ("vision", 8_000.0)):
+        for m in months:
+            team_rows.append(
+                {
+                    "team": team,
+                    "month": m,
+                    "cost": cost,
+                    "lo_80": cost * 0.9,
+                    "hi_80": cost * 1.1,
+                    "lo_95": cost * 0.85,
+                    "hi_95": cost * 1.15,
+                }
+            )
+    teams = pd.DataFrame(team_rows)
+    total = teams.groupby("month", as_index=False)[
+        ["cost", "lo_80", "hi_80", "lo_95", "hi_95"]
+    ].sum()
+    workloads = pd.DataFrame(
+        [
+            {
+                "workload_id": "llm-serve",
+                "team": "nlp",
+                "kind": "inference",
+                "instance_type": "g5.xlarge",
+                "gpu_model": "A10G",
+                "production": True,
+                "replicas": 3,
+                "cpu": 3.0,
+                "memory_gib": 12.0,
+                "gpu": 1.0,
+                "gpu_memory_gib": 20.0,
+                "cpu_recommended": 2.0,
+                "memory_recommended_gib": 8.0,
+                "gpu_recommended": 1.0,
+            },
+            {
+                "workload_id": "etl",
+                "team": "vision",
+                "kind": "batch",
+                "instance_type": "m5.2xlarge",
+                "gpu_model": "",
+                "production": False,
+                "replicas": 4,
+                "cpu": 2.0,
+                "memory_gib": 8.0,
+                "gpu": 0.0,
+                "gpu_memory_gib": 0.0,
+                "cpu_recommended": 1.0,
+                "memory_recommended_gib": 4.0,
+                "gpu_recommended": 0.0,
+            },
+        ]
+    )
+    return BaselineInputs(team_monthly=teams, total_monthly=total, workloads=workloads)

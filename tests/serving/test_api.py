@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from features.store import Store
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.serving.fixtures import Z80, forecast_frame, write_store
+from tests.serving.fixtures import Z80, forecast_frame, load_frame, write_store
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -250,3 +251,28 @@ def test_openapi_documents_the_limits(client: TestClient) -> None:
     assert any(s.get("maximum") == 100 for s in horizon["schema"]["anyOf"])
     assert "ApiKey" in spec["components"]["securitySchemes"]
     assert not math.isnan(0.0)
+
+
+def test_remembered_answers_still_check_the_key(client: TestClient, store: Path) -> None:
+    url = "/v1/scaling/llm-serve?horizon=2h&quantile=0.5"
+    first = client.get(url, headers=READ)
+    again = client.get(url, headers=READ)  # answered by the hot path
+    assert again.content == first.content
+    assert again.headers["content-type"] == "application/json"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers={"Authorization": "Bearer wrong-key-000"}).status_code == 401
+    assert client.get(url, headers={"Authorization": "Basic reader-key-1"}).status_code == 401
+    text = client.get("/metrics", headers=READ).text
+    labels = 'method="GET",route="/v1/scaling/{workload_id}",status="200"'
+    assert f"forecaster_http_request_duration_seconds_count{{{labels}}} 2.0" in text
+    # A new version drops what the old one remembered.
+    with Store(store) as st:
+        st.write_result("load_forecast", load_frame(horizon=5), run_id="run-2")
+    assert client.post("/v1/reload", headers=WRITE).json()["outcome"] == "swapped"
+    assert client.get(url, headers=READ).json()["model"]["store_run_id"] == "run-2"
+
+
+def test_unknown_query_parameter_is_named(client: TestClient) -> None:
+    r = client.get("/v1/forecasts/total?horizn=3", headers=READ)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "horizn"]
+    assert "horizon" in r.json()["detail"][0]["msg"]
