@@ -327,10 +327,16 @@ class HierarchicalForecaster:
     method_ : str
         The method used by ``predict``.
     backtest_ : pandas.DataFrame
-        ``level, method, horizon_days... `` per level and method: ``level, method,
-        n, wape, smape, mase, bias, coverage_80, coverage_95, msis`` plus the row
-        ``level == "mean"`` (mean over levels) per method. Includes ``none``
-        (base forecasts, not coherent) for reference.
+        One row per level and method: ``level, method, n, wape, smape, mase, bias,
+        coverage_80, coverage_95, msis`` (coverage cross-fitted over the windows),
+        plus a row ``level == "mean"`` (mean over the levels) per method. Includes
+        ``none`` (base forecasts, not coherent) for reference.
+    backtest_horizon_ : int
+        Steps of the backtest windows (``horizon``, shortened for short histories).
+    methods_ : list of str
+        Methods evaluated (and usable in ``predict(method=...)``).
+    notes_ : list of str
+        What was adjusted and why (shortened backtest).
     backtest_forecasts_ : dict of str to numpy.ndarray
         Reconciled backtest forecasts per method, shape ``(n_nodes, n_windows, h)``.
     backtest_actuals_ : numpy.ndarray, shape (n_nodes, n_windows, h)
@@ -805,6 +811,18 @@ def level_metrics(
     WAPE, bias and coverage pool every point; sMAPE, MASE and MSIS are means of
     per-node values (nodes with a zero MASE scale are left out of those).
     """
+    with warnings.catch_warnings():
+        # A node with a zero scale in every window has an all-NaN MASE row.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _level_metrics(y, f, bands, scales)
+
+
+def _level_metrics(
+    y: np.ndarray,
+    f: np.ndarray,
+    bands: dict[int, tuple[np.ndarray, np.ndarray]],
+    scales: np.ndarray,
+) -> dict[str, float]:
     err = f - y
     absy = float(np.sum(np.abs(y)))
     denom = np.abs(y) + np.abs(f)
