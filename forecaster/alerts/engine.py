@@ -28,6 +28,7 @@ from forecaster.alerts.base import (
     evaluate_rules,
 )
 from forecaster.alerts.feedback import FeedbackStore
+from models.anomaly.rootcause import MISSING_VALUE
 
 #: Days of history loaded before ``as_of`` by default: detector warm-up, four-week
 #: baselines and the budget projector's 35 days.
@@ -51,6 +52,41 @@ class StatePaths:
     @property
     def last_alerts(self) -> Path:
         return self.root / "last_alerts.json"
+
+
+#: SQL for the workload a cost row belongs to (``cluster/namespace/name``), from the
+#: split cost allocation tags: an EKS pod's workload, an ECS task's service. NULL for
+#: rows of no workload (whole nodes, storage, fees). ``contains`` skips the JSON parse
+#: for the rows without the tag.
+WORKLOAD_ID_SQL = (
+    "CASE WHEN contains(tags, 'aws_eks_workload_name') "
+    "AND tags->>'$.aws_eks_workload_name' IS NOT NULL "
+    "THEN coalesce(cluster, '') || '/' || coalesce(tags->>'$.aws_eks_namespace', team, "
+    f"'{MISSING_VALUE}') || '/' || (tags->>'$.aws_eks_workload_name') "
+    "WHEN contains(tags, 'aws_ecs_service_name') "
+    "AND tags->>'$.aws_ecs_service_name' IS NOT NULL "
+    f"THEN coalesce(cluster, '') || '/' || coalesce(team, '{MISSING_VALUE}') || '/' "
+    "|| (tags->>'$.aws_ecs_service_name') END"
+)
+
+
+def _arrow_frame(store: Store, sql: str, params: list[Any]) -> pd.DataFrame:
+    """Run ``sql`` through Arrow: text columns arrive dictionary-encoded (categoricals).
+
+    Several times faster than ``.df()`` on a year of hourly rows, and the rules want
+    categoricals anyway (cheap filters and group-bys).
+    """
+    import pyarrow as pa
+
+    rel = store.con.sql(sql, params=params)
+    table = rel.to_arrow_table() if rel is not None else pa.table({})
+    cols = [
+        c.dictionary_encode()
+        if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)
+        else c
+        for c in table.columns
+    ]
+    return pa.table(cols, names=table.column_names).to_pandas()
 
 
 def load_context(
@@ -99,8 +135,14 @@ def load_context(
         since_ts = since_ts.tz_localize("UTC")
     start = min(as_of_ts - pd.Timedelta(days=history_days), since_ts)
     cols = ", ".join(COST_COLUMNS_USED)
-    cost = store.query(
-        f"SELECT {cols} FROM {table} WHERE ds >= ? AND ds < ? ORDER BY ds",
+    # Rows that carry no dollars (split-allocated parent nodes: their cost moved to the
+    # pods and tasks) change no alert; skipping them saves a quarter of the rows.
+    cost = _arrow_frame(
+        store,
+        f"SELECT {cols}, {WORKLOAD_ID_SQL} AS workload_id FROM {table} "
+        "WHERE ds >= ? AND ds < ? "
+        "AND NOT (abs(effective_cost) < 1e-9 AND abs(coalesce(list_cost, 0)) < 1e-9) "
+        "ORDER BY ds",
         [start.to_pydatetime(), as_of_ts.to_pydatetime()],
     )
     util = store.query(

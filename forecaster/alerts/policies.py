@@ -27,6 +27,7 @@ from forecaster.alerts.base import AlertContext, Evaluation, KnownEvent, Rule, e
 from forecaster.alerts.budgets import Budget, budget_rules
 from forecaster.alerts.rules import (
     CostAnomaly,
+    CostChange,
     DailySpendThreshold,
     IdleResources,
     SpendSpike,
@@ -286,13 +287,18 @@ class Policy(_Strict):
 
 
 def default_rules() -> list[Rule]:
-    """Rules run when no policy is given: detection, spikes, untagged spend, idle GPUs
-    (notebooks, idle by nature, excluded)."""
+    """Rules run when no policy is given (``forecaster alerts``, the demo's detection).
+
+    * :class:`CostChange`: new spend, spikes and level shifts per workload, within
+      two hours of their start;
+    * :class:`IdleResources` over two hours (GPUs held but idle: a runaway or hung
+      job), notebooks excluded (idle by nature);
+    * :class:`UntaggedSpend`: the untagged share of the month, once a month.
+    """
     return [
-        CostAnomaly(),
-        SpendSpike(50.0, compare="season", min_impact=500.0),
+        CostChange(),
+        IdleResources(0.1, hours=2, exclude_kinds=("notebook",)),
         UntaggedSpend(0.05),
-        IdleResources(0.2, hours=24, exclude_kinds=("notebook",)),
     ]
 
 

@@ -579,7 +579,7 @@ class UntaggedSpend(Rule):
         hourly = (
             pd.DataFrame(
                 {
-                    "ds": df["ds"].dt.floor("h").to_numpy(),
+                    "ds": pd.DatetimeIndex(df["ds"]).floor("h"),  # tz-aware, no object array
                     "total": df["effective_cost"].to_numpy(),
                     "untagged": np.where(untagged, df["effective_cost"].to_numpy(), 0.0),
                 }
@@ -712,7 +712,7 @@ class SpotPolicy(Rule):
         hourly = (
             pd.DataFrame(
                 {
-                    "ds": df["ds"].dt.floor("h").to_numpy(),
+                    "ds": pd.DatetimeIndex(df["ds"]).floor("h"),  # tz-aware, no object array
                     "od": np.where(df["purchase_option"] != "spot", cap, 0.0),
                     "all": cap.to_numpy(),
                 }
@@ -962,3 +962,371 @@ class CostAnomaly(Rule):
                 )
             )
         return alerts
+
+
+# -- cost changes per workload -----------------------------------------------------------------
+#: Dimensions that key :class:`CostChange`'s series, broad to specific.
+CHANGE_KEYS: tuple[str, ...] = ("cluster", "team", "project", "workload_id")
+
+
+def _codes(col: pd.Series) -> np.ndarray:
+    """Integer codes of a column (-1 for missing), through a categorical."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype("category")
+    return np.asarray(col.cat.codes, dtype=np.int64)
+
+
+def _trailing_max(a: np.ndarray, window: int) -> np.ndarray:
+    """Max of ``a[:, t - window + 1 : t + 1]`` for every ``t`` (zeros before the start)."""
+    from scipy.ndimage import maximum_filter1d
+
+    if window <= 1:
+        return a.copy()
+    return np.asarray(
+        maximum_filter1d(
+            a, size=window, axis=1, origin=(window - 1) // 2, mode="constant", cval=0.0
+        )
+    )
+
+
+def _lag(a: np.ndarray, k: int, fill: float) -> np.ndarray:
+    """``a`` shifted ``k`` steps later along axis 1 (``out[:, t] = a[:, t - k]``)."""
+    out = np.full_like(a, fill)
+    if k < a.shape[1]:
+        out[:, k:] = a[:, : a.shape[1] - k]
+    return out
+
+
+class CostChange(Rule):
+    """Cost level changes per workload, found in their first hours.
+
+    A forgotten GPU node, a traffic spike or a bigger model shows up in the hourly
+    cost of one workload long before it moves a team's daily total. This rule
+    watches hourly usage cost per *workload*: ``cluster, team, project`` and the
+    workload of the split cost allocation (an EKS pod's deployment, an ECS task's
+    service, the ``workload_id`` column of :func:`forecaster.alerts.engine.load_context`);
+    rows of no workload (whole nodes) are keyed by their ``fallback`` dimension
+    (instance type) instead. Hourly rows only: daily storage and transfer charges
+    are not level changes of compute.
+
+    At every hour ``t`` each series is compared with its *envelope* ``E_t``: the
+    highest cost it had at the same time of day (``+- neighbours`` hours) on each
+    of the previous ``history_days`` days, zero for a series with no spend then.
+    The excess ``x_t = y_t - E_t`` fires when it holds for ``persist``
+    consecutive hours above all of
+
+    * the largest excess of the series over the ``record_days`` days before those
+      hours: a training project whose jobs come and go alerts only on a job
+      bigger than any in weeks, a steady service on any clear rise;
+    * ``rel`` times the envelope (noise is proportional), and
+    * ``min_excess`` per hour,
+
+    and the projected daily impact, ``24 x`` the mean excess of those hours, is
+    at least ``min_daily_impact``. An episode gives one alert; the series then
+    stays quiet for ``cooldown_hours`` (the incident is not re-announced).
+
+    Parameters
+    ----------
+    keys : sequence of str, default :data:`CHANGE_KEYS`
+        Dimensions of a series (those missing from the cost frame are skipped).
+    fallback : str, optional, default "instance_type"
+        Dimension keying the rows with no ``workload_id``.
+    history_days : int, default 14
+    neighbours : int, default 1
+    record_days : int, default 28
+    persist : int, default 2
+        Hours the excess must last (detection latency, in hours).
+    rel : float, default 0.25
+    min_excess : float, default 0.5
+        Currency units per hour.
+    min_daily_impact : float, default 24
+        Currency units per day (24 = one dollar an hour, all day).
+    cooldown_hours : int, default 24
+    critical_impact, warning_impact : float, default 1000, 100
+        Severity by projected daily impact.
+    charge_categories : sequence of str, default ("Usage",)
+    """
+
+    kind = "cost_change"
+
+    def __init__(
+        self,
+        *,
+        keys: Sequence[str] = CHANGE_KEYS,
+        fallback: str | None = "instance_type",
+        history_days: int = 14,
+        neighbours: int = 1,
+        record_days: int = 90,
+        persist: int = 2,
+        rel: float = 0.25,
+        min_excess: float = 0.5,
+        min_daily_impact: float = 48.0,
+        cooldown_hours: int = 24,
+        sustain_hours: int = 2,
+        sustain_rel: float = 0.05,
+        sustain_daily_impact: float = 5.0,
+        critical_impact: float = 1000.0,
+        warning_impact: float = 100.0,
+        charge_categories: Sequence[str] | None = USAGE_CATEGORIES,
+    ) -> None:
+        if isinstance(keys, str) or not keys:
+            raise ConfigError(
+                f"parameter keys must be a non-empty list of dimensions, got {keys!r}"
+            )
+        self.keys = tuple(keys)
+        self.fallback = fallback
+        self.history_days = _int("history_days", history_days)
+        self.neighbours = _int("neighbours", neighbours, lo=0)
+        if self.neighbours > 11:
+            raise ConfigError(f"parameter neighbours must be <= 11, got {neighbours!r}")
+        self.record_days = _int("record_days", record_days)
+        self.persist = _int("persist", persist)
+        self.rel = _number("rel", rel, lo=0.0)
+        self.min_excess = _number("min_excess", min_excess, lo=0.0)
+        self.min_daily_impact = _number("min_daily_impact", min_daily_impact, lo=0.0)
+        self.cooldown_hours = _int("cooldown_hours", cooldown_hours, lo=0)
+        self.sustain_hours = _int("sustain_hours", sustain_hours, lo=0)
+        self.sustain_rel = _number("sustain_rel", sustain_rel, lo=0.0)
+        self.sustain_daily_impact = _number("sustain_daily_impact", sustain_daily_impact, lo=0.0)
+        self.critical_impact = _number("critical_impact", critical_impact, lo=0.0)
+        self.warning_impact = _number("warning_impact", warning_impact, lo=0.0)
+        self.charge_categories = tuple(charge_categories) if charge_categories else None
+
+    # -- series ------------------------------------------------------------------------------
+    def series(
+        self, ctx: AlertContext
+    ) -> tuple[np.ndarray, list[dict[str, str]], pd.Timestamp] | None:
+        """Hourly cost matrix ``(n_series, n_hours)``, the scope of each row, and hour 0."""
+        df = ctx.frame(charge_categories=self.charge_categories)
+        if df.empty:
+            return None
+        step = pd.Timedelta(hours=1)
+        if "ds_end" in df.columns:
+            dur = (df["ds_end"] - df["ds"]).to_numpy()
+            hourly = ~(dur > np.timedelta64(3600, "s"))  # NaT (no end) counts as hourly
+            df = df[hourly]
+        t0 = ctx.data_start.floor(step)
+        n_hours = int((ctx.data_end.ceil(step) - t0) / step)
+        if df.empty or n_hours <= 0:
+            return None
+        hour = ((df["ds"] - t0) // step).to_numpy(dtype=np.int64)
+        dims = [d for d in self.keys if d in df.columns and d != "workload_id"]
+        parts = [_codes(df[d]) for d in dims]
+        unit_dim: list[str] = []
+        if "workload_id" in self.keys and "workload_id" in df.columns:
+            wl = _codes(df["workload_id"])
+            if self.fallback and self.fallback in df.columns:
+                fb = _codes(df[self.fallback])
+                unit = np.where(wl >= 0, wl, -2 - fb)  # fallback values on negative codes
+            else:
+                unit = wl
+            parts.append(unit)
+            unit_dim = ["workload_id"]
+        elif self.fallback and self.fallback in df.columns:
+            parts.append(_codes(df[self.fallback]))
+            unit_dim = [self.fallback]
+        # Rows attributable to nothing (no cluster, workload or instance type: commitment
+        # fees, support) are account-level charges, not a workload's level.
+        known = np.zeros(len(df), dtype=bool)
+        for p in parts:
+            known |= p >= 0
+        parts = [p[known] for p in parts]
+        hour = hour[known]
+        df = df[known]
+        key = np.zeros(len(df), dtype=np.int64)
+        for p in parts:
+            lo = int(p.min()) if p.size else 0
+            key = key * (int(p.max()) - lo + 2 if p.size else 1) + (p - lo)
+        codes, uniq = pd.factorize(key)
+        n_series = len(uniq)
+        ok = (hour >= 0) & (hour < n_hours)
+        flat = np.bincount(
+            codes[ok] * n_hours + hour[ok],
+            weights=df["effective_cost"].to_numpy(dtype=np.float64)[ok],
+            minlength=n_series * n_hours,
+        )
+        matrix = flat.reshape(n_series, n_hours)
+        # Scope of each series from its first row.
+        first = np.unique(codes, return_index=True)[1]
+        rows = df.iloc[first]
+        scopes: list[dict[str, str]] = []
+        for i in range(n_series):
+            row = rows.iloc[i]
+            scope = {d: _scope_value(row[d]) for d in dims}
+            if unit_dim == ["workload_id"]:
+                if pd.notna(row["workload_id"]):
+                    scope["workload_id"] = str(row["workload_id"])
+                elif self.fallback and self.fallback in df.columns:
+                    scope[self.fallback] = _scope_value(row[self.fallback])
+            elif unit_dim:
+                scope[unit_dim[0]] = _scope_value(row[unit_dim[0]])
+            scopes.append(scope)
+        return matrix, scopes, t0
+
+    def scores(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Envelope, excess, threshold and firing hours of an hourly matrix (pure numpy).
+
+        Returns a dict of ``(n_series, n_hours)`` arrays: ``envelope``, ``excess``,
+        ``threshold``, ``mean_excess`` (over the last ``persist`` hours) and ``fire``.
+        Hours without ``history_days`` of history never fire.
+        """
+        t_len = y.shape[1]
+        nb = y.copy()
+        for j in range(1, self.neighbours + 1):
+            nb = np.maximum(nb, _lag(y, j, 0.0))
+            # The hour after (t - 24k + j) is still in the past for every k >= 1.
+            nb = np.maximum(nb, np.pad(y[:, j:], ((0, 0), (0, j))))
+        env = np.zeros_like(y)
+        for k in range(1, self.history_days + 1):
+            env = np.maximum(env, _lag(nb, 24 * k, 0.0))
+        excess = y - env
+        p = self.persist
+        record = _lag(_trailing_max(np.maximum(excess, 0.0), 24 * self.record_days), p, 0.0)
+        threshold = np.maximum(np.maximum(record, self.rel * env), self.min_excess)
+        low = excess.copy()
+        total = excess.copy()
+        for j in range(1, p):
+            lagged = _lag(excess, j, -np.inf)
+            low = np.minimum(low, lagged)
+            total = total + np.where(np.isfinite(lagged), lagged, 0.0)
+        mean_excess = total / p
+        fire = (low > threshold) & (24.0 * mean_excess >= self.min_daily_impact)
+        # A small shift is never far above the envelope, but it stays above it: every one
+        # of the last sustain_hours hours above the envelope, by sustain_rel on average.
+        h = self.sustain_hours
+        sustained = np.zeros_like(fire)
+        if h:
+            above = (excess > 0).astype(np.int64)
+            c_above = np.cumsum(above, axis=1)
+            c_ex = np.cumsum(excess, axis=1)
+            c_env = np.cumsum(env, axis=1)
+            n_above = c_above - _lag(c_above, h, 0)
+            s_ex = (c_ex - _lag(c_ex, h, 0.0)) / h
+            s_env = (c_env - _lag(c_env, h, 0.0)) / h
+            # Only for always-on series (spend in every hour of the history before those
+            # hours): a batch job that runs long is not a shift of a service's level.
+            c_off = np.cumsum(y <= 0, axis=1)
+            span = 24 * self.history_days
+            off = _lag(c_off - _lag(c_off, span, 0), h, 0)
+            sustained = (
+                (off == 0)
+                & (n_above == h)
+                & (s_ex >= self.sustain_rel * s_env)
+                & (24.0 * s_ex >= self.sustain_daily_impact)
+            )
+            mean_excess = np.where(fire | ~sustained, mean_excess, s_ex)
+            sustained[:, : min(t_len, 24 * self.history_days + self.neighbours + h - 1)] = False
+        fire[:, : min(t_len, 24 * self.history_days + self.neighbours + p - 1)] = False
+        fire = fire | sustained
+        return {
+            "envelope": env,
+            "excess": excess,
+            "threshold": threshold,
+            "mean_excess": mean_excess,
+            "fire": fire,
+        }
+
+    def evaluate(self, ctx: AlertContext) -> list[Alert]:
+        built = self.series(ctx)
+        if built is None:
+            return []
+        y, scopes, t0 = built
+        sc = self.scores(y)
+        fire = sc["fire"]
+        step = pd.Timedelta(hours=1)
+        alerts: list[Alert] = []
+        rows_i, cols_t = np.nonzero(fire)
+        order = np.lexsort((cols_t, rows_i))
+        last: dict[int, int] = {}
+        for i, t in zip(rows_i[order], cols_t[order], strict=True):
+            i, t = int(i), int(t)
+            prev = last.get(i)
+            if prev is not None and (t - prev <= self.cooldown_hours or fire[i, t - 1]):
+                if fire[i, t - 1]:
+                    last[i] = t  # the same episode goes on: the cooldown runs from its end
+                continue
+            last[i] = t
+            detected = t0 + (t + 1) * step
+            if not ctx.in_window(detected):
+                continue
+            alerts.append(self._alert(ctx, scopes[i], y[i], sc, i, t, t0))
+        return alerts
+
+    def _alert(
+        self,
+        ctx: AlertContext,
+        scope: dict[str, str],
+        y: np.ndarray,
+        sc: dict[str, np.ndarray],
+        i: int,
+        t: int,
+        t0: pd.Timestamp,
+    ) -> Alert:
+        step = pd.Timedelta(hours=1)
+        p = self.persist
+        start = t0 + (t - p + 1) * step
+        end = t0 + (t + 1) * step
+        per_hour = float(sc["mean_excess"][i, t])
+        daily = 24.0 * per_hour
+        actual = float(y[max(t - p + 1, 0) : t + 1].mean())
+        expected = float(sc["envelope"][i, max(t - p + 1, 0) : t + 1].mean())
+        rcs, _ = explain(
+            ctx,
+            start,
+            end,
+            scope,
+            freq="h",
+            baseline="trailing",
+            trailing=24,
+            season="h",
+            cycles=1,
+            charge_categories=self.charge_categories,
+        )
+        sev: Severity = (
+            "critical"
+            if daily >= self.critical_impact
+            else "warning"
+            if daily >= self.warning_impact
+            else "info"
+        )
+        label = ", ".join(f"{k}={v}" for k, v in scope.items()) or "all spend"
+        new = expected <= 0
+        what = "New spend" if new else "Cost up"
+        vs = (
+            ""
+            if new
+            else f" vs at most {_money(expected, ctx.currency)}/h in {self.history_days} days"
+        )
+        return Alert(
+            rule=self.kind,
+            title=(
+                f"{what} in {label} since {start:%Y-%m-%d %H:00}: "
+                f"{_money(actual, ctx.currency)}/h{vs} "
+                f"(+{_money(per_hour, ctx.currency)}/h, ~{_money(daily, ctx.currency)}/day)"
+            ),
+            severity=sev,
+            scope=scope,
+            period_start=start,
+            period_end=end,
+            detected_at=end,
+            impact=daily,
+            owner=ctx.owner_of(scope, rcs),
+            expected=expected,
+            actual=actual,
+            evidence={
+                "excess_per_hour": round(per_hour, 4),
+                "projected_daily_impact": round(daily, 2),
+                "threshold_per_hour": round(float(sc["threshold"][i, t]), 4),
+                "envelope_days": self.history_days,
+                "persist_hours": p,
+            },
+            root_causes=rcs,
+        )
+
+
+def _scope_value(v: Any) -> str:
+    return (
+        MISSING_VALUE
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+        else str(v)
+    )

@@ -56,8 +56,8 @@ def test_alerts_lists_as_json_without_sending(store_path: Path, env: Path) -> No
     assert code == 0, err
     doc = json.loads(out)
     rules = {a["rule"] for a in doc["alerts"]}
-    assert "cost_anomaly" in rules
-    first = next(a for a in doc["alerts"] if a["rule"] == "cost_anomaly")
+    assert "cost_change" in rules  # the default detection rule
+    first = next(a for a in doc["alerts"] if a["rule"] == "cost_change")
     assert first["root_causes"][0]["value"] == "i-new" and first["owner"] == "beta"
     assert doc["delivery"] == []
     assert (env / "data" / "alerts" / "last_alerts.json").exists()
@@ -73,7 +73,7 @@ def test_alerts_table_and_send_once_to_a_webhook(store_path: Path, env: Path) ->
         code, out, err = run("alerts", "--store", str(store_path), "--webhook-url", rx.url)
         assert code == 0, err
         sent = rx.requests
-        assert sent >= 1 and "Cost anomaly" in out and "sent" in err
+        assert sent >= 1 and "Cost up" in out and "sent" in err
         code, out, err = run("alerts", "--store", str(store_path), "--webhook-url", rx.url)
         assert code == 0 and rx.requests == sent and "already sent before" in err
 
