@@ -26,7 +26,14 @@ _PALETTE = (
     "#bcbd22",
     "#17becf",
 )
-_SEVERITY = {"critical": "#b2182b", "high": "#ef8a62", "medium": "#fddbc7", "low": "#67a9cf"}
+_SEVERITY = {
+    "critical": "#b2182b",
+    "high": "#d6604d",
+    "warning": "#f4a582",
+    "medium": "#f4a582",
+    "low": "#92c5de",
+    "info": "#92c5de",
+}
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -150,12 +157,22 @@ def anomaly_timeline(anomalies: pd.DataFrame, history: pd.DataFrame | None) -> g
             a.get("title", ""), sev, impact, a.get("root_cause", ""), strict=False
         )
     ]
-    # Markers sit on the spend line (the day's actual) when known; size shows the impact.
-    on_line = "actual" in a and pd.to_numeric(a["actual"], errors="coerce").notna().all()
-    y = pd.to_numeric(a["actual"], errors="coerce") if on_line else impact
+    # Markers sit on the daily spend line at their day (the findings' own figures may be
+    # hourly); without history they stand at their impact on a second axis.
+    on_line = history is not None and not history.empty
+    x = a["period_start"]
+    if on_line:
+        assert history is not None
+        daily = history.groupby(history["ds"].dt.normalize())["y"].sum()
+        day = a["period_start"].dt.normalize()
+        y = day.map(daily)
+        on_line = bool(y.notna().all())
+        x = day if on_line else x
+    if not on_line:
+        y = impact
     fig.add_trace(
         go.Scatter(
-            x=a["period_start"],
+            x=x,
             y=y,
             mode="markers",
             marker={

@@ -366,10 +366,8 @@ def forecast_accuracy(inputs: ReportInputs) -> float | None:
     per_model = sub.groupby("model")["wape"].mean().dropna()
     if per_model.empty:
         return None
-    wape = float(per_model.min())
-    # WAPE is stored as a fraction; a value above 2 can only be a percentage.
-    wape_pct = wape if wape > 2 else 100.0 * wape
-    return max(100.0 - wape_pct, 0.0)
+    # WAPE in percent, as models.metrics.wape computes it.
+    return max(100.0 - float(per_model.min()), 0.0)
 
 
 def kpis(inputs: ReportInputs) -> list[Kpi]:
@@ -402,7 +400,8 @@ def kpis(inputs: ReportInputs) -> list[Kpi]:
         ("spot_share_eligible_pct", "Spot share of eligible workloads", t.spot_share_eligible_pct),
     ):
         v = _fleet_pct(util, key) if util is not None else None
-        out.append(Kpi(key, label, v, target, src, miss if v is None else ""))
+        why = miss if util is None else f"`utilization_kpis` has no {key} values"
+        out.append(Kpi(key, label, v, target, src, why if v is None else ""))
     tc = inputs.get("tag_coverage")
     cov = inputs.meta.get("tag_coverage", {}).get("fully_tagged_pct")
     if cov is None and tc is not None:

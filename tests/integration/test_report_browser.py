@@ -7,7 +7,10 @@ is downloaded. The report is served by a local ``http.server`` on 127.0.0.1 and 
 request the page makes is checked to stay on that server (the page needs no network).
 
 ``FORECASTER_SAVE_SCREENSHOT=docs/report.png pytest tests/integration/test_report_browser.py``
-also writes the full-page screenshot there (relative to the repository root).
+also writes the full-page screenshot there (relative to the repository root); with
+``FORECASTER_SCREENSHOT_STORE=PATH`` as well, the screenshot is of that store's report
+(docs/report.png: ``forecaster demo`` then ``forecaster scenario compare
+examples/scenarios/*.yaml --save``), checked the same way.
 """
 
 from __future__ import annotations
@@ -170,11 +173,40 @@ def test_full_report_renders_in_chromium(
         shot = folder / "report.png"
         page.screenshot(path=str(shot), full_page=True)  # type: ignore[attr-defined]
         assert shot.stat().st_size > 50_000
-        target = os.environ.get("FORECASTER_SAVE_SCREENSHOT")
-        if target:
-            dest = Path(target) if Path(target).is_absolute() else ROOT / target
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(shot, dest)
+        if not os.environ.get("FORECASTER_SCREENSHOT_STORE"):
+            _save_screenshot(shot)
+    finally:
+        page.close()  # type: ignore[attr-defined]
+
+
+def _save_screenshot(shot: Path) -> None:
+    target = os.environ.get("FORECASTER_SAVE_SCREENSHOT")
+    if target:
+        dest = Path(target) if Path(target).is_absolute() else ROOT / target
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, dest)
+
+
+@pytest.mark.skipif(
+    not (
+        os.environ.get("FORECASTER_SCREENSHOT_STORE")
+        and os.environ.get("FORECASTER_SAVE_SCREENSHOT")
+    ),
+    reason="regenerates docs/report.png only when FORECASTER_SCREENSHOT_STORE and "
+    "FORECASTER_SAVE_SCREENSHOT are set",
+)
+def test_screenshot_of_a_store(browser: object, served: tuple[str, Path]) -> None:
+    url, folder = served
+    src = Path(os.environ["FORECASTER_SCREENSHOT_STORE"])
+    with Store(copy_store(src, folder / "store"), read_only=True) as st:
+        inputs = collect_report_inputs(st)
+    render_report(inputs, folder / "report.html")
+    page, errors, foreign = _open(browser, f"{url}/report.html")
+    try:
+        assert errors == [] and foreign == []
+        shot = folder / "report.png"
+        page.screenshot(path=str(shot), full_page=True)  # type: ignore[attr-defined]
+        _save_screenshot(shot)
     finally:
         page.close()  # type: ignore[attr-defined]
 
