@@ -16,6 +16,8 @@ module does, and hands it plain frames:
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -25,7 +27,7 @@ import pandas as pd
 from features.exceptions import ConfigError, StoreError
 from features.store import Store
 from optimizer.catalog import Catalog, load_catalog
-from optimizer.scenarios import QUANTILES, WORKLOAD_COLUMNS, BaselineInputs
+from optimizer.scenarios import QUANTILES, WORKLOAD_COLUMNS, BaselineInputs, ScenarioResult
 
 #: Workload classes that may run on Spot today (interruptible work).
 SPOT_ELIGIBLE_KINDS: tuple[str, ...] = ("training", "pipeline", "batch")
@@ -389,3 +391,18 @@ def baseline_from_store(
         on_demand_share=od_share,
         notes=tuple(notes),
     )
+
+
+def save_results(store: Store, results: Sequence[ScenarioResult], run_id: str | None = None) -> str:
+    """Store ``scenario_monthly`` and ``scenario_capacity`` (docs/results.md); return the run id.
+
+    ``results`` usually starts with :func:`optimizer.scenarios.baseline_result`, so the
+    report shows the baseline beside the scenarios. ``meta`` holds each one's summary.
+    """
+    rid = run_id or f"scenario-{uuid.uuid4().hex[:8]}"
+    monthly = pd.concat([r.monthly for r in results], ignore_index=True)
+    capacity = pd.concat([r.capacity for r in results], ignore_index=True)
+    meta = {"scenarios": [r.name for r in results], "summaries": [r.summary for r in results]}
+    store.write_result("scenario_monthly", monthly, run_id=rid, meta=meta)
+    store.write_result("scenario_capacity", capacity, run_id=rid, meta=meta)
+    return rid

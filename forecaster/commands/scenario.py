@@ -9,7 +9,6 @@ with 80 % intervals and the capacity needed, side by side with the baseline.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -53,7 +52,7 @@ def _run_all(
 ) -> list[ScenarioResult]:
     """Load the specs (all of them first, so a bad file fails fast), run them with the baseline."""
     from features.store import Store
-    from forecaster.scenarios_io import baseline_from_store
+    from forecaster.scenarios_io import baseline_from_store, save_results
     from optimizer.fleet import FleetConfig
     from optimizer.scenarios import baseline_result, load_scenario, run_scenario
 
@@ -72,19 +71,6 @@ def _run_all(
         if save:
             save_results(st, results)
     return results
-
-
-def save_results(store: Any, results: list[ScenarioResult], run_id: str | None = None) -> str:
-    """Write ``scenario_monthly`` and ``scenario_capacity`` (see docs/results.md)."""
-    import pandas as pd
-
-    rid = run_id or f"scenario-{uuid.uuid4().hex[:8]}"
-    monthly = pd.concat([r.monthly for r in results], ignore_index=True)
-    capacity = pd.concat([r.capacity for r in results], ignore_index=True)
-    meta = {"scenarios": [r.name for r in results], "summaries": [r.summary for r in results]}
-    store.write_result("scenario_monthly", monthly, run_id=rid, meta=meta)
-    store.write_result("scenario_capacity", capacity, run_id=rid, meta=meta)
-    return rid
 
 
 def side_by_side(results: list[ScenarioResult]) -> pd.DataFrame:

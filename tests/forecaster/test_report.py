@@ -171,8 +171,7 @@ def write_pipeline_results(
 ) -> dict[str, int]:
     """Store every report input computed from the store's own data; return rows per result."""
     from features.tags import showback, tag_coverage
-    from forecaster.commands.scenario import save_results
-    from forecaster.scenarios_io import baseline_from_store
+    from forecaster.scenarios_io import baseline_from_store, save_results
     from optimizer.fleet import FleetConfig
     from optimizer.rightsizing import rightsize
     from optimizer.scenarios import baseline_result, load_scenario, run_scenario
