@@ -5,10 +5,22 @@ from __future__ import annotations
 import typer
 
 from forecaster import __version__
-from forecaster.commands import alerts, data, demo, detect, forecast, ingest_live, optimize, place
+from forecaster.commands import (
+    alerts,
+    data,
+    demo,
+    detect,
+    experiment,
+    forecast,
+    ingest_live,
+    models_cmd,
+    optimize,
+    place,
+)
 from forecaster.commands import report as report_cmd
 from forecaster.commands import scenario as scenario_cmd
 from forecaster.commands import serve as serve_cmd
+from forecaster.commands import tune as tune_cmd
 
 app = typer.Typer(
     name="forecaster",
@@ -36,6 +48,9 @@ app.command("plan")(optimize.plan)
 app.command("report")(report_cmd.report)
 app.add_typer(scenario_cmd.scenario_app, name="scenario")
 app.command("serve")(serve_cmd.serve)
+app.add_typer(models_cmd.models_app, name="models")
+app.command("tune")(tune_cmd.tune)
+app.add_typer(experiment.experiment_app, name="experiment")
 
 
 def _version(value: bool) -> None:
