@@ -19,8 +19,11 @@ to their parent); a linear reconciliation ``S P yhat`` makes them coherent. ``P`
 Residuals are out-of-sample: the rolling-origin backtest errors of the base
 model (the base contract has no in-sample fitted values, and multi-step
 backtest errors are what the reconciled forecast is judged on). Each backtest
-window is reconciled with a ``W`` estimated from the *other* windows, so the
-method comparison does not see its own errors.
+window is reconciled with a ``W`` estimated only from the residuals known at its
+cutoff (the steps of earlier windows up to it), so the method comparison sees
+neither its own errors nor the future; the first window, which has no past
+residuals, only provides them (it is not scored). The final forecast uses every
+backtest residual.
 
 Intervals: the point forecasts are reconciled, then the intervals are rebuilt
 by split-conformal calibration (:class:`models._conformal.ConformalCalibrator`)
@@ -77,6 +80,8 @@ METHODS: tuple[str, ...] = (
 )
 #: Methods that need residuals.
 _NEEDS_RESIDUALS = ("wls_var", "mint_shrink")
+#: Fewest past residual samples per node for a backtest window to be scored.
+_MIN_RESIDUALS = 7
 #: Candidates compared by ``method="auto"`` (all coherent).
 DEFAULT_CANDIDATES: tuple[str, ...] = (
     "bottom_up",
@@ -312,8 +317,9 @@ class HierarchicalForecaster:
         horizon you will forecast (shorter histories shorten it, see
         ``backtest_horizon_``).
     n_windows : int
-        Rolling-origin backtest windows (at least 2 keeps the residual covariance
-        and the intervals out-of-sample).
+        Rolling-origin backtest windows; the first only provides residuals for
+        the covariance of the later ones (at least 2; more windows give a
+        steadier method choice).
     step : int, optional
         Steps between backtest cutoffs; default ``ceil(horizon / n_windows)``.
     nonnegative : bool
@@ -338,10 +344,13 @@ class HierarchicalForecaster:
     notes_ : list of str
         What was adjusted and why (shortened backtest).
     backtest_forecasts_ : dict of str to numpy.ndarray
-        Reconciled backtest forecasts per method, shape ``(n_nodes, n_windows, h)``.
-    backtest_actuals_ : numpy.ndarray, shape (n_nodes, n_windows, h)
+        Reconciled forecasts of the scored backtest windows per method, shape
+        ``(n_nodes, n_scored, h)``.
+    backtest_actuals_ : numpy.ndarray, shape (n_nodes, n_scored, h)
+    scored_windows_ : list of int
+        Backtest windows that were scored (those with past residuals).
     cutoffs_ : pandas.DatetimeIndex
-        The backtest cutoffs (last timestamp used for fitting).
+        Cutoffs of the scored windows (last timestamp used for fitting).
     base_model_ : BaseForecaster
         The base model fitted on the full history.
     """
@@ -503,9 +512,24 @@ class HierarchicalForecaster:
             base_bt[:, w] = mean[perm]
             actual[:, w] = hs.values[:, t - drop : t - drop + h_bt]
             cut_pos.append(t - drop - 1)
-        self.cutoffs_ = hs.ds[cut_pos]
-        self.backtest_actuals_ = actual
         resid_base = actual - base_bt  # (n, W, h)
+        drops = [t - 1 - c for c in cut_pos]
+
+        def past(w: int) -> np.ndarray:
+            """Base residuals known at cutoff ``w``: steps of earlier windows up to it."""
+            parts = [resid_base[:, v, : min(h_bt, drops[v] - drops[w])] for v in range(w)]
+            return np.concatenate(parts, axis=1) if parts else np.empty((n, 0))
+
+        # A window is scored when enough residuals precede it to estimate W; the
+        # residuals of later windows would leak the future into the comparison.
+        scored = [w for w in range(windows) if past(w).shape[1] >= _MIN_RESIDUALS]
+        if not scored:
+            scored = list(range(windows))
+            self.notes_.append(
+                f"too few backtest windows to estimate the residual covariance from the past "
+                f"only ({windows} windows {step} steps apart); each window used the others"
+            )
+        self.scored_windows_ = scored
 
         methods = list(dict.fromkeys([*self.candidates, "none"]))
         if self.method not in ("auto", *methods):
@@ -513,13 +537,16 @@ class HierarchicalForecaster:
         self.methods_ = methods
         rec: dict[str, np.ndarray] = {}
         for meth in methods:
-            out = np.empty_like(base_bt)
-            for w in range(windows):
-                others = [v for v in range(windows) if v != w] or [w]
-                out[:, w] = self._reconcile(
+            out = np.empty((n, len(scored), h_bt))
+            for k, w in enumerate(scored):
+                known = past(w)
+                if known.shape[1] < _MIN_RESIDUALS:
+                    known = resid_base[:, [v for v in range(windows) if v != w] or [w]]
+                    known = known.reshape(n, -1)
+                out[:, k] = self._reconcile(
                     meth,
                     base_bt[:, w],
-                    resid_base[:, others],
+                    known,
                     hs.values[:, : cut_pos[w] + 1],
                     h_bt,
                     nonneg=_never_negative(hs.values[bottom, : cut_pos[w] + 1])
@@ -527,6 +554,10 @@ class HierarchicalForecaster:
                     else None,
                 )
             rec[meth] = out
+        actual = actual[:, scored]
+        cut_pos = [cut_pos[w] for w in scored]
+        self.cutoffs_ = hs.ds[cut_pos]
+        self.backtest_actuals_ = actual
         self.backtest_forecasts_ = rec
 
         # Intervals per method and level: conformal on the reconciled errors.
@@ -558,7 +589,8 @@ class HierarchicalForecaster:
             warnings.simplefilter("ignore")
             self.base_model_._fit_panel(panel)
         self._perm = perm
-        self._residuals = resid_base
+        # Every backtest residual precedes the final cutoff: all of them estimate W.
+        self._residuals = resid_base.reshape(n, -1)
         self.is_fitted_ = True
         return self
 
@@ -581,7 +613,8 @@ class HierarchicalForecaster:
     ) -> np.ndarray:
         if method == "none":
             return yhat.copy()
-        res2d = residuals.reshape(residuals.shape[0], -1).T if method in _NEEDS_RESIDUALS else None
+        # residuals: (n_nodes, n_samples); reconciliation_matrix wants samples first.
+        res2d = residuals.T if method in _NEEDS_RESIDUALS else None
         p = reconciliation_matrix(
             self.S_, method, residuals=res2d, history=history, proportion_window=h
         )

@@ -8,6 +8,7 @@ import pytest
 
 from features.exceptions import ConfigError, NotFittedError
 from features.series import HierarchySeries, hierarchy_from_frame
+from models.base import Bands, BaseForecaster, SeriesPanel
 from models.baselines import Naive, SeasonalNaive
 from models.hierarchy import (
     METHODS,
@@ -157,11 +158,13 @@ def test_auto_picks_the_lowest_mean_wape_and_records_the_backtest(
     assert set(table["method"]) == set(est.methods_)
     means = table[(table["level"] == "mean") & (table["method"] != "none")]
     assert est.method_ == means.sort_values("wape").iloc[0]["method"]
-    assert est.backtest_forecasts_["bottom_up"].shape == (len(hs.ids), 3, 14)
+    # The first window only provides past residuals for the covariance of the others.
+    assert est.scored_windows_ == [1, 2]
+    assert est.backtest_forecasts_["bottom_up"].shape == (len(hs.ids), 2, 14)
     # Backtest forecasts are coherent window by window.
-    for w in range(3):
+    for w in range(2):
         assert _coherent(hs, est.backtest_forecasts_["mint_shrink"][:, w]) < 1e-9
-    assert len(est.cutoffs_) == 3 and est.cutoffs_[-1] == hs.ds[-15]
+    assert len(est.cutoffs_) == 2 and est.cutoffs_[-1] == hs.ds[-15]
 
 
 def test_method_choice_follows_the_data() -> None:
@@ -246,3 +249,43 @@ def test_forecast_hierarchy_returns_the_result_frames() -> None:
     assert set(fc["level"]) == {"total", "team", "project"}
     assert len(fc) == 14 * len(hs.ids)
     assert bt["horizon_days"].eq(14).all()
+
+
+class _RecentMedian(BaseForecaster):
+    """Median of the last week: a non-linear base, so its forecasts are not coherent."""
+
+    name = "recent_median"
+
+    def _fit(self, panel: SeriesPanel) -> None:
+        self._panel = panel
+
+    def _update(self, panel: SeriesPanel) -> None:
+        self._panel = panel
+
+    def _predict(
+        self, h: int, levels: list[int], future_exog: dict[str, np.ndarray] | None
+    ) -> tuple[np.ndarray, Bands]:
+        mean = np.repeat(np.median(self._panel.matrix(7), axis=1)[:, None], h, axis=1)
+        return mean, {lv: (mean - 1.0, mean + 1.0) for lv in levels}
+
+
+def test_backtest_windows_do_not_see_the_future() -> None:
+    """A window's reconciled forecast depends only on data up to its cutoff."""
+    hs = _fleet(days=120)
+    est = HierarchicalForecaster(base=_RecentMedian(), horizon=14, n_windows=3, step=7)
+    est.fit(hs)
+    first_scored = est.scored_windows_[0]
+    cutoff = est.cutoffs_[0]
+    # Change every bottom series after that cutoff (and rebuild the sums).
+    later = hs.ds > cutoff
+    frame = hs.frame()
+    bottom = frame[frame["level"] == "project"].merge(hs.nodes, on=["unique_id", "level"])
+    bottom.loc[bottom["ds"].isin(hs.ds[later]), "y"] *= 3.0
+    changed = hierarchy_from_frame(bottom[["ds", "team", "project", "y"]], ["team", "project"])
+    est2 = HierarchicalForecaster(base=_RecentMedian(), horizon=14, n_windows=3, step=7)
+    est2.fit(changed)
+    assert est2.scored_windows_[0] == first_scored
+    for method in ("mint_shrink", "wls_var", "top_down"):
+        np.testing.assert_allclose(
+            est2.backtest_forecasts_[method][:, 0], est.backtest_forecasts_[method][:, 0]
+        )
