@@ -74,7 +74,7 @@ def _levels(request: pd.DataFrame) -> list[int]:
         if bad.any():
             rows = [int(i) for i in np.flatnonzero(bad.to_numpy())]
             raise InvalidFrameError(
-                f"level must be an integer in (0, 100), got {request['level'].iloc[rows[0]]!r}",
+                f"level must be an integer in (0, 100), got {request['level'].tolist()[rows[0]]!r}",
                 column="level",
                 rows=rows,
                 frame="request",
@@ -123,7 +123,7 @@ def forecast_request(model: BaseForecaster, request: pd.DataFrame) -> pd.DataFra
     if bad_h.any():
         rows = [int(i) for i in np.flatnonzero(bad_h.to_numpy())]
         raise InvalidFrameError(
-            f"h must be a positive integer, got {request['h'].iloc[rows[0]]!r}",
+            f"h must be a positive integer, got {request['h'].tolist()[rows[0]]!r}",
             column="h",
             rows=rows,
             frame="request",
@@ -154,7 +154,8 @@ def forecast_request(model: BaseForecaster, request: pd.DataFrame) -> pd.DataFra
                 column=absent[0],
                 frame="request",
             )
-        x_df = request.assign(unique_id=ids)[["unique_id", "ds", *model.exog_cols_]]
+        given = request.assign(unique_id=ids)[["unique_id", "ds", *model.exog_cols_]]
+        x_df = pd.concat([given, _filler_exog(model, horizon, set(wanted.index))])
         x_df = x_df.rename(columns={"unique_id": model.id_col_, "ds": model.time_col_})
     fc = model.predict(horizon, X_df=x_df, level=levels)
     fc = fc.rename(columns={model.id_col_: "unique_id", model.time_col_: "ds"})
@@ -165,6 +166,30 @@ def forecast_request(model: BaseForecaster, request: pd.DataFrame) -> pd.DataFra
     order = {uid: i for i, uid in enumerate(pd.unique(ids))}
     fc = fc.assign(_o=fc["unique_id"].map(order)).sort_values(["_o", "ds"], kind="stable")
     return fc.drop(columns="_o").reset_index(drop=True)
+
+
+def _filler_exog(model: BaseForecaster, h: int, requested: set[str]) -> pd.DataFrame:
+    """Future regressors for the series *not* requested (their forecasts are dropped).
+
+    The model forecasts all its series at once and needs future values for
+    each; a request names only some. The others get their last observed values;
+    requested series get no filler, so a gap in the request is still reported.
+    """
+    panel = model.panel_
+    ids = np.asarray(panel.ids).astype(str)
+    others = [i for i, uid in enumerate(ids) if uid not in requested]
+    if not others:
+        return pd.DataFrame(columns=["unique_id", "ds", *model.exog_cols_])
+    future = panel.future_ds(h)
+    cols = list(panel.exog)
+    frame: dict[str, Any] = {
+        "unique_id": np.repeat(ids[others], h),
+        "ds": np.concatenate([future[i * h : (i + 1) * h] for i in others]),
+    }
+    for c in model.exog_cols_:
+        j = cols.index(c)
+        frame[c] = np.repeat([panel.exog_values(i)[-1, j] for i in others], h)
+    return pd.DataFrame(frame)
 
 
 def example_request(model: BaseForecaster, h: int = 2) -> pd.DataFrame:
