@@ -248,15 +248,18 @@ def partition_parquet(
         for batch in dataset.to_batches(
             columns=list(columns) if columns else None, batch_size=batch_rows
         ):
-            frame = batch.to_pandas()
-            for part in split_frame(frame, id_col, n_partitions):
-                bucket = int(hash_partition(part[id_col].iloc[:1], n_partitions)[0])
-                table = pa.Table.from_pandas(part, preserve_index=False)
-                if bucket not in writers:
-                    writers[bucket] = pq.ParquetWriter(
-                        out / f"part-{bucket:05d}.parquet", table.schema
-                    )
-                writers[bucket].write_table(table.cast(writers[bucket].schema))
+            # Only the ids go through pandas (for the stable hash); rows stay in Arrow.
+            bucket = hash_partition(batch.column(id_col).to_pandas(), n_partitions)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(n_partitions + 1))
+            for b in range(n_partitions):
+                rows = order[bounds[b] : bounds[b + 1]]
+                if not len(rows):
+                    continue
+                table = pa.Table.from_batches([batch.take(pa.array(rows))])
+                if b not in writers:
+                    writers[b] = pq.ParquetWriter(out / f"part-{b:05d}.parquet", table.schema)
+                writers[b].write_table(table.cast(writers[b].schema))
     finally:
         for w in writers.values():
             w.close()
@@ -693,4 +696,3 @@ def get_backend(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
     )
-

@@ -91,6 +91,8 @@ class DaskBackend:
         client is given (closed by :meth:`close`).
     series_per_partition : int
         Series per partition when a pandas frame is split.
+    timeout : str
+        How long to wait for the scheduler at ``scheduler_address``.
 
     Attributes
     ----------
@@ -107,6 +109,7 @@ class DaskBackend:
         n_workers: int = 2,
         threads_per_worker: int = 1,
         series_per_partition: int = SERIES_PER_PARTITION,
+        timeout: str = "20s",
     ) -> None:
         _require_dask()
         from distributed import Client, LocalCluster
@@ -121,7 +124,7 @@ class DaskBackend:
             self.client = client
         elif scheduler_address:
             try:
-                self.client = Client(scheduler_address, timeout="20s")
+                self.client = Client(scheduler_address, timeout=timeout)
             except OSError as exc:
                 raise ConfigError(
                     f"parameter scheduler_address: cannot reach a Dask scheduler at "

@@ -27,6 +27,7 @@ import typer
 
 from features.exceptions import ForecasterError, IngestError
 from models.anomaly import DEFAULT_DETECTOR, OUTPUT_COLUMNS, detect_series, make_detector
+from models.anomaly.base import StreamingDetector
 from models.anomaly.frame import detector_names
 
 #: Strings read as a missing ``y`` (an empty cell is missing too).
@@ -184,6 +185,16 @@ def detect(
     id_col: str = typer.Option("unique_id", "--id-col", help="Series id column in the input."),
     time_col: str = typer.Option("ds", "--time-col", help="Timestamp column in the input."),
     target_col: str = typer.Option("y", "--target-col", help="Value column in the input."),
+    backend: str = typer.Option(
+        "local",
+        "--backend",
+        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
+    ),
+    scheduler_address: str | None = typer.Option(
+        None,
+        "--scheduler-address",
+        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
+    ),
 ) -> None:
     """Flag anomalies in every series of a file, causally (a point only sees its past)."""
     from forecaster.console import err, fail
@@ -196,7 +207,14 @@ def detect(
         frame, ds_text = read_series_file(
             input, id_col=id_col, time_col=time_col, target_col=target_col
         )
-        flags = detect_series(frame, det, id_col=id_col, time_col=time_col, target_col=target_col)
+        if backend == "local" and scheduler_address is None:
+            flags = detect_series(
+                frame, det, id_col=id_col, time_col=time_col, target_col=target_col
+            )
+        else:
+            flags = _detect_on_backend(
+                backend, scheduler_address, det, frame, (id_col, time_col, target_col)
+            )
     except ForecasterError as exc:
         fail(str(exc))
     result = pd.DataFrame(
@@ -220,3 +238,20 @@ def detect(
         f"(threshold {det.threshold_:g}) -> {output}",
         highlight=False,
     )
+
+
+def _detect_on_backend(
+    backend: str,
+    scheduler_address: str | None,
+    det: StreamingDetector,
+    frame: pd.DataFrame,
+    cols: tuple[str, str, str],
+) -> pd.DataFrame:
+    """Score on a backend (issue 10): same rows, same order, series spread over workers."""
+    from models.backends import get_backend
+
+    id_col, time_col, target_col = cols
+    with get_backend(backend, scheduler_address) as runner:
+        flags = runner.detect(det, frame, id_col=id_col, time_col=time_col, target_col=target_col)
+    assert isinstance(flags, pd.DataFrame)
+    return flags

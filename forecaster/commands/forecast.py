@@ -48,7 +48,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import typer
@@ -63,6 +63,9 @@ from models._frequency import as_offset, default_season_length, fixed_step
 from models._panel import to_panel
 from models.base import BaseForecaster
 from models.metrics import evaluate
+
+if TYPE_CHECKING:
+    from models.backends import Backend
 
 __all__ = ["RECONCILE_METHODS", "backtest", "forecast", "parse_horizon", "read_series"]
 
@@ -328,6 +331,16 @@ def forecast(
     n_windows: int = typer.Option(
         3, "--n-windows", min=1, help="Store mode: backtest windows (method choice, intervals)."
     ),
+    backend: str = typer.Option(
+        "local",
+        "--backend",
+        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
+    ),
+    scheduler_address: str | None = typer.Option(
+        None,
+        "--scheduler-address",
+        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
+    ),
 ) -> None:
     """Forecast every series of a file, or the store's cost along a tag hierarchy, with
     calibrated prediction intervals."""
@@ -336,6 +349,7 @@ def forecast(
         raise typer.BadParameter(
             f"{output}: folder {output.parent} does not exist", param_hint="--output"
         )
+    _check_backend(backend, scheduler_address, level_by)
     if _file_or_store(input, level_by):
         _forecast_store(
             level_by or [], store, horizon, output, levels, freq, model, reconcile, n_windows,
@@ -354,10 +368,16 @@ def forecast(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with _step(progress, f"fitting {model} on {df[id_col].nunique()} series"):
-                    estimator.fit(df, id_col=id_col, time_col=time_col, target_col=target_col)
-                with _step(progress, f"forecasting {steps} steps"):
-                    fc = estimator.predict(steps, level=levels)
+                n_series = df[id_col].nunique()
+                with (
+                    _step(progress, f"fitting {model} on {n_series} series ({backend})"),
+                    _open_backend(backend, scheduler_address) as runner,
+                ):
+                    fc = runner.forecast(
+                        estimator, df, steps, level=levels,
+                        id_col=id_col, time_col=time_col, target_col=target_col,
+                    )  # fmt: skip
+                assert isinstance(fc, pd.DataFrame)
             except ForecasterError as exc:
                 raise _bad_input(input, exc) from None
         _show_warnings(caught)
@@ -403,6 +423,16 @@ def backtest(
         help="Store mode: backtest the store's cost along this tag hierarchy (repeatable).",
     ),
     store: StoreOpt = None,
+    backend: str = typer.Option(
+        "local",
+        "--backend",
+        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
+    ),
+    scheduler_address: str | None = typer.Option(
+        None,
+        "--scheduler-address",
+        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
+    ),
 ) -> None:
     """Rolling-origin backtest of a model: prints (and optionally writes) its metrics."""
     levels = _check_levels(level)
@@ -410,6 +440,7 @@ def backtest(
         raise typer.BadParameter(
             f"{output}: folder {output.parent} does not exist", param_hint="--output"
         )
+    _check_backend(backend, scheduler_address, level_by)
     if _file_or_store(input, level_by):
         _backtest_store(
             level_by or [], store, horizon, n_windows, step, model, output, levels, freq,
@@ -428,17 +459,15 @@ def backtest(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with _step(progress, f"backtesting {model}: {n_windows} windows of {steps}"):
-                    cv = estimator.cross_validation(
-                        df,
-                        h=steps,
-                        n_windows=n_windows,
-                        step=step,
-                        level=levels,
-                        id_col=id_col,
-                        time_col=time_col,
-                        target_col=target_col,
-                    )
+                with (
+                    _step(progress, f"backtesting {model}: {n_windows} windows of {steps}"),
+                    _open_backend(backend, scheduler_address) as runner,
+                ):
+                    cv = runner.cross_validation(
+                        estimator, df, steps, n_windows, step, level=levels,
+                        id_col=id_col, time_col=time_col, target_col=target_col,
+                    )  # fmt: skip
+                    assert isinstance(cv, pd.DataFrame)
                     panel = to_panel(
                         df,
                         id_col=id_col,
@@ -636,3 +665,33 @@ def _print_metrics(
     if len(per) > max_rows:
         out.caption = f"{len(per) - max_rows} more series not shown (use --output)"
     _out.print(out)
+
+
+# ------------------------------------------------------------------ backends (issue 10)
+def _check_backend(backend: str, scheduler_address: str | None, level_by: list[str] | None) -> None:
+    from models.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(BACKENDS)}, got {backend!r}", param_hint="--backend"
+        )
+    if scheduler_address and backend != "dask":
+        raise typer.BadParameter(
+            f"is only used with --backend dask, got {scheduler_address!r}",
+            param_hint="--scheduler-address",
+        )
+    if backend != "local" and level_by:
+        raise typer.BadParameter(
+            "store mode (--level-by) runs locally; use --backend dask with --input",
+            param_hint="--backend",
+        )
+
+
+def _open_backend(backend: str, scheduler_address: str | None) -> Backend:
+    from models.backends import get_backend
+
+    try:
+        return get_backend(backend, scheduler_address)
+    except ConfigError as exc:
+        hint = "--scheduler-address" if scheduler_address else "--backend"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
