@@ -346,3 +346,261 @@ def empty_bins(prob: Problem, sol: Solution, deadline: Callable[[], bool]) -> So
                 improved = True
                 fill = ((loads / np.maximum(caps, 1e-300)).max(axis=1)) * prob.costs[types]
     return [(types[b], contents[b]) for b in range(len(sol)) if alive[b]]
+
+
+def _subsets(k: int, max_size: int) -> np.ndarray:
+    """``(s, k)`` 0/1 rows: every subset of ``k`` slots with at most ``max_size`` members."""
+    from itertools import combinations
+
+    rows = [np.zeros(k)]
+    for size in range(1, min(max_size, k) + 1):
+        for combo in combinations(range(k), size):
+            r = np.zeros(k)
+            r[list(combo)] = 1.0
+            rows.append(r)
+    return np.array(rows)
+
+
+class _Eliminator:
+    """State of the bin-elimination search (see :func:`eliminate_bins`).
+
+    Bins are rows of a padded slot matrix ``slots`` (``pad`` marks an empty slot); the
+    copies taken out of the packing wait in ``pool``.
+    """
+
+    def __init__(self, prob: Problem, sol: Solution, rng: np.random.Generator) -> None:
+        kinds = [k for _, items in sol for k in items]
+        self.prob = prob
+        self.n = len(kinds)
+        self.kind = np.array([*kinds, -1], dtype=np.int64)
+        d = prob.sizes.shape[1]
+        scale = prob.capacities.max(axis=0)
+        self.scale = np.where(scale > 0, scale, 1.0)
+        # Copy sizes with a zero row for the pad slot.
+        self.x = np.zeros((self.n + 1, d))
+        self.x[: self.n] = prob.sizes[self.kind[: self.n]]
+        xn = self.x / self.scale
+        # Weight of a copy in the pool: its normalised size summed over dimensions, with a
+        # floor so that copies of zero size still count.
+        self.w = xn.sum(axis=1) + 1e-3
+        self.w[self.n] = 0.0
+        self.types = np.array([t for t, _ in sol], dtype=np.int64)
+        self.all_caps = prob.capacities + capacity_slack(prob.capacities)
+        self.caps = self.all_caps[self.types]
+        self.costs = prob.costs[self.types]
+        width = max((len(items) for _, items in sol), default=1) + 2
+        self.pad = self.n
+        self.slots = np.full((len(sol), width), self.pad, dtype=np.int64)
+        start = 0
+        for b, (_, items) in enumerate(sol):
+            self.slots[b, : len(items)] = np.arange(start, start + len(items))
+            start += len(items)
+        self.loads = self.x[self.slots].sum(axis=1)
+        self.bin_of = np.full(self.n + 1, -1, dtype=np.int64)
+        for b in range(len(sol)):
+            live = self.slots[b][self.slots[b] != self.pad]
+            self.bin_of[live] = b
+        self.alive = np.ones(len(sol), dtype=bool)
+        self.pool: list[int] = []
+        self.rng = rng
+        self.steps = 0
+
+    def fill(self) -> np.ndarray:
+        """Normalised packed size of each bin divided by its cost (low: a cheap bin to empty)."""
+        return (self.loads / self.scale).sum(axis=1) / np.maximum(self.costs, 1e-12)
+
+    def snapshot(self) -> Solution:
+        out: Solution = []
+        for b in np.flatnonzero(self.alive):
+            copies = self.slots[b][self.slots[b] != self.pad]
+            if copies.size:
+                out.append((int(self.types[b]), [int(k) for k in self.kind[copies]]))
+        return out
+
+    def remove_bin(self, b: int) -> None:
+        copies = self.slots[b][self.slots[b] != self.pad]
+        self.pool.extend(int(c) for c in copies)
+        self.bin_of[copies] = -1
+        self.slots[b] = self.pad
+        self.loads[b] = 0.0
+        self.alive[b] = False
+
+    def _room(self, b: int) -> int:
+        free = np.flatnonzero(self.slots[b] == self.pad)
+        if free.size:
+            return int(free[0])
+        self.slots = np.hstack([self.slots, np.full((self.slots.shape[0], 2), self.pad)])
+        return self.slots.shape[1] - 2
+
+    def pack_pool(self, spare: list[int]) -> Solution | None:
+        """First-fit decreasing of the pool into bins of the ``spare`` types (one each)."""
+        caps = self.all_caps[spare]
+        total = self.x[self.pool].sum(axis=0)
+        if np.any(total > caps.sum(axis=0)):
+            return None
+        loads = np.zeros_like(caps)
+        content: list[list[int]] = [[] for _ in spare]
+        for c in sorted(self.pool, key=lambda c: (-self.w[c], c)):
+            for j in range(len(spare)):
+                if np.all(loads[j] + self.x[c] <= caps[j]):
+                    loads[j] += self.x[c]
+                    content[j].append(int(self.kind[c]))
+                    break
+            else:
+                return None
+        return [(int(t), items) for t, items in zip(spare, content, strict=True) if items]
+
+    def search(
+        self,
+        spare: list[int],
+        max_moves: int,
+        deadline: Callable[[], bool],
+        max_eject: int = 2,
+        pen_rate: float = 1.02,
+        tenure: int = 3,
+    ) -> Solution | None:
+        """Tabu search until the pool packs into one bin of each ``spare`` type.
+
+        Each step inserts one pooled copy into a bin, ejecting at most ``max_eject`` of
+        its copies back to the pool; the step kept maximises the pooled weight removed
+        (weights of copies grow while they wait, so hard copies get priority). A copy
+        just inserted may not be ejected for a few steps, and an ejected copy may not go
+        straight back. Returns the complete packing, or ``None`` when the move budget or
+        the deadline ends first. Per-bin arrays (room left after each ejection, weight
+        ejected) are cached; only the bin that changed is refreshed.
+        """
+        n = self.n
+        pen = np.ones(n + 1)
+        tabu_until = np.zeros(n + 1, dtype=np.int64)
+        came_from = np.full(n + 1, -1, dtype=np.int64)
+        bins = np.flatnonzero(self.alive)
+        row_of = np.full(len(self.alive), -1, dtype=np.int64)
+        row_of[bins] = np.arange(bins.size)
+        caps = self.caps[bins]
+        e = esize = room = wout = noise = np.zeros(0)
+        width = -1
+        recent: list[int] = []
+        max_pool = 12 if bins.size * self.x.shape[1] < 20_000 else 6
+
+        def refresh(rows: np.ndarray) -> None:
+            slots = self.slots[bins[rows]]
+            occ = (slots != self.pad).astype(float)
+            ok = np.abs(occ @ e.T - esize[None, :]) < 0.5
+            removed = np.matmul(e, self.x[slots])
+            r = caps[rows][:, None, :] - self.loads[bins[rows]][:, None, :] + removed
+            r[~ok] = -np.inf
+            # Dimension first: one contiguous (bins, subsets) plane per dimension.
+            room[:, rows] = np.moveaxis(r, 2, 0)
+            wout[rows] = (self.w[slots] * pen[slots]) @ e.T
+
+        for step in range(1, max_moves + 1):
+            self.steps = step
+            done = self.pack_pool(spare)
+            if done is not None:
+                return self.snapshot() + done
+            if step % 16 == 0 and deadline():
+                return None
+            if self.slots.shape[1] != width:
+                width = self.slots.shape[1]
+                e = _subsets(width, max_eject)
+                esize = e.sum(axis=1)
+                room = np.zeros((self.x.shape[1], bins.size, e.shape[0]))
+                noise = 1e-7 * self.rng.random((bins.size, e.shape[0]))
+                wout = np.zeros((bins.size, e.shape[0]))
+                refresh(np.arange(bins.size))
+            blocked = np.zeros(wout.shape, dtype=bool)
+            recent = [c for c in recent if tabu_until[c] >= step]
+            for c in recent:
+                r = int(row_of[self.bin_of[c]])
+                blocked[r] |= e[:, int(np.flatnonzero(self.slots[bins[r]] == c)[0])] > 0
+            pool = np.array(sorted(self.pool, key=lambda c: (-self.w[c] * pen[c], c))[:max_pool])
+            xs = self.x[pool]
+            fit = np.broadcast_to(~blocked, (pool.size, *blocked.shape)).copy()
+            for dim in range(xs.shape[1]):
+                fit &= room[dim][None] >= xs[:, dim][:, None, None]
+            back = came_from[pool]
+            has = back >= 0
+            fit[np.flatnonzero(has), row_of[back[has]]] = False
+            if not fit.any():
+                return None
+            # Ties break at random (seeded noise, redrawn now and then).
+            if step % 32 == 0:
+                noise = 1e-7 * self.rng.random(noise.shape)
+            score = np.where(
+                fit, (self.w[pool] * pen[pool])[:, None, None] - wout[None] + noise, -np.inf
+            )
+            pi, bi, si = np.unravel_index(int(np.argmax(score)), score.shape)
+            c = int(pool[pi])
+            b = int(bins[bi])
+            out_slots = np.flatnonzero(e[si] > 0)
+            ejected = [int(self.slots[b, k]) for k in out_slots]
+            for k in out_slots:
+                self.slots[b, k] = self.pad
+            self.loads[b] = self.loads[b] - self.x[ejected].sum(axis=0) + self.x[c]
+            self.slots[b, self._room(b)] = c
+            self.bin_of[c] = b
+            self.pool.remove(c)
+            self.pool.extend(ejected)
+            for j in ejected:
+                came_from[j] = b
+                self.bin_of[j] = -1
+            came_from[c] = -1
+            tabu_until[c] = step + tenure + int(self.rng.integers(0, tenure + 1))
+            recent.append(c)
+            pen[self.pool] *= pen_rate
+            if self.slots.shape[1] == width:
+                refresh(np.array([bi]))
+        return None
+
+
+def eliminate_bins(
+    prob: Problem,
+    sol: Solution,
+    deadline: Callable[[], bool],
+    seed: int = 0,
+    max_moves: int = 3000,
+    max_attempts: int = 6,
+    target_cost: float = 0.0,
+    stats: dict[str, int] | None = None,
+    **search_options: float,
+) -> Solution:
+    """Cut bins one at a time, repairing the packing by a tabu search over ejections.
+
+    In the spirit of consistent neighbourhood search (Buljubasic and Vasquez, 2016): to
+    go from ``m`` bins to ``m - 1``, the three least-filled bins are emptied into a
+    pool and the search moves copies between the pool and the other bins until the pool
+    fits into two bins. Each attempt has ``max_moves`` steps; after a failure another
+    set of bins is emptied (the two least filled and a random one), at most
+    ``max_attempts`` times in a row. Stops at the deadline or once the cost reaches
+    ``target_cost`` (a lower bound). Returns the cheapest complete packing found.
+    """
+    if len(sol) < 2:
+        return sol
+    rng = np.random.default_rng(seed)
+    best = [(t, list(items)) for t, items in sol]
+    fails = 0
+    while fails < max_attempts and len(best) > 1 and not deadline():
+        best_cost = solution_cost(prob, best)
+        if best_cost <= target_cost + 1e-9:
+            break
+        state = _Eliminator(prob, best, rng)
+        k = min(2, len(best) - 1)
+        order = np.lexsort((np.arange(len(best)), state.fill()))
+        out = [int(b) for b in order[: k + 1]]
+        if fails:
+            extra = order[k : min(len(order), k + 12)]
+            out = [int(b) for b in order[:k]] + [int(rng.choice(extra))]
+        # The pool may use the dearest k of the emptied bins' types: one bin is saved.
+        spare = sorted((int(state.types[b]) for b in out), key=lambda t: -prob.costs[t])[:k]
+        for b in out:
+            state.remove_bin(b)
+        found = state.search(spare, max_moves, deadline, **search_options)  # type: ignore[arg-type]
+        if stats is not None:
+            stats["ls_moves"] = stats.get("ls_moves", 0) + state.steps
+            stats["ls_attempts"] = stats.get("ls_attempts", 0) + 1
+        if found is not None and solution_cost(prob, found) < best_cost - 1e-9:
+            best = found
+            fails = 0
+        else:
+            fails += 1
+    return best

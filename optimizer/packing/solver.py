@@ -35,6 +35,7 @@ from optimizer.packing.heuristics import (
     Context,
     Solution,
     bin_centric,
+    eliminate_bins,
     empty_bins,
     item_centric,
     make_context,
@@ -59,6 +60,15 @@ Mode = Literal["auto", "heuristic", "exact"]
 
 #: Above this many item copies only the cheap kind-level greedy runs.
 LARGE_COPIES = 4000
+#: Phase ends, as fractions of the time limit from the start of the solve: the first
+#: bin-cutting search, the column generation LP, the integer master, the last search.
+ELIMINATE_SHARE = 0.45
+LP_SHARE = 0.65
+MASTER_SHARE = 0.8
+FINAL_SHARE = 0.95
+#: Column generation runs (in ``auto`` mode) up to this many distinct item sizes; above
+#: it the LP does not converge in seconds and the search gets the time instead.
+COLGEN_MAX_GROUPS = 300
 
 
 @dataclass
@@ -309,6 +319,48 @@ class RandomRestarts:
         stats["random_runs"] = int(stats.get("random_runs", 0)) + runs
 
 
+class BinElimination:
+    """Tabu search that cuts bins one at a time from the incumbent (see ``eliminate_bins``).
+
+    Parameters
+    ----------
+    share : float
+        Fraction of the time limit (from the solve's start) this strategy may run to.
+    seed : int
+        Seed of the search's tie breaks and bin choices.
+    max_moves : int
+        Steps per attempt at removing one bin.
+    """
+
+    name = "eliminate"
+
+    def __init__(self, share: float = 0.5, seed: int = 0, max_moves: int = 3000) -> None:
+        self.share = share
+        self.seed = seed
+        self.max_moves = max_moves
+
+    def run(self, state: SolveState) -> None:
+        best = state.best
+        if best is None or best.unplaced or len(best.solution) < 2:
+            return
+        stats = state.stats if state.stats is not None else {}
+        counters: dict[str, int] = {}
+        sol = eliminate_bins(
+            state.prob,
+            best.solution,
+            lambda: state.budget.over(self.share),
+            seed=self.seed,
+            max_moves=self.max_moves,
+            max_attempts=1_000_000,
+            target_cost=state.lower_bound,
+            stats=counters,
+        )
+        for key, value in counters.items():
+            stats[key] = int(stats.get(key, 0)) + value
+        sol = retype(state.prob, sol)
+        state.offer(Candidate(sol, [], solution_cost(state.prob, sol), self.name))
+
+
 class KindGreedy:
     """Kind-level greedy for very large inputs: fill a bin, then repeat its pattern.
 
@@ -448,16 +500,24 @@ class ColumnGeneration:
 
     name = "colgen"
 
-    def __init__(self, max_iter: int = 300, node_limit: int = 20_000) -> None:
+    def __init__(
+        self,
+        max_iter: int = 300,
+        node_limit: int = 20_000,
+        lp_share: float = 0.6,
+        master_share: float = 0.93,
+    ) -> None:
         self.max_iter = max_iter
         self.node_limit = node_limit
+        self.lp_share = lp_share
+        self.master_share = master_share
 
     def _residual_rounding(
         self, state: SolveState, inverse: np.ndarray, pool: colgen.Pool, lp_x: np.ndarray
     ) -> None:
         """Keep the LP's whole bins, pack what is left with the greedy heuristics."""
         prob = state.prob
-        share = min(state.budget.elapsed() / state.budget.limit + 0.1, 0.9)
+        share = min(state.budget.elapsed() / state.budget.limit + 0.1, self.master_share)
         for offset in (0.0, 0.3, 0.5):
             fixed, left = _round_down(prob, inverse, pool, lp_x, offset)
             if not left.any():
@@ -497,8 +557,8 @@ class ColumnGeneration:
             pool,
             incumbent=incumbent,
             unit=state.unit,
-            out_of_time=lambda: budget.over(0.6),
-            remaining=lambda: budget.limit * 0.6 - budget.elapsed(),
+            out_of_time=lambda: budget.over(self.lp_share),
+            remaining=lambda: budget.limit * self.lp_share - budget.elapsed(),
             max_iter=self.max_iter,
         )
         stats = state.stats if state.stats is not None else {}
@@ -509,7 +569,7 @@ class ColumnGeneration:
         bound = colgen.round_bound(res.bound, state.unit)
         if np.isfinite(bound):
             state.lower_bound = max(state.lower_bound, bound)
-        if state.done() or budget.over(0.95):
+        if state.done() or budget.over(self.master_share):
             return
         if res.lp_x.size:
             self._residual_rounding(state, inverse, pool, res.lp_x)
@@ -528,14 +588,14 @@ class ColumnGeneration:
         x, _ = colgen.integer_master(
             grp,
             pool,
-            time_limit=max(budget.limit * 0.93 - budget.elapsed(), 0.05),
+            time_limit=max(budget.limit * self.master_share - budget.elapsed(), 0.05),
             node_limit=self.node_limit,
             hint=hint if hint.any() else None,
         )
         if x is None:
             return
         sol = _solution_from_columns(prob, inverse, pool, x)
-        sol = retype(prob, empty_bins(prob, sol, lambda: budget.over(1.0)))
+        sol = retype(prob, empty_bins(prob, sol, lambda: budget.over(0.97)))
         if sum(len(items) for _, items in sol) == prob.n_items:
             state.offer(Candidate(sol, [], solution_cost(prob, sol), self.name))
 
@@ -765,18 +825,25 @@ def solve(
     if sub.n_items > LARGE_COPIES:
         strategies.append(KindGreedy())
     else:
-        strategies += [GreedyPortfolio(), RandomRestarts(share=0.2, max_runs=150)]
+        strategies += [
+            GreedyPortfolio(),
+            RandomRestarts(share=0.1, max_runs=60),
+            BinElimination(share=ELIMINATE_SHARE),
+        ]
     if mode != "heuristic":
         if mode == "exact":
             strategies.append(ExactPatterns())
-        strategies.append(ColumnGeneration())
+        n_groups = np.unique(sub.sizes, axis=0).shape[0]
+        if mode == "exact" or n_groups <= COLGEN_MAX_GROUPS:
+            strategies.append(ColumnGeneration(lp_share=LP_SHARE, master_share=MASTER_SHARE))
     if sub.n_items <= LARGE_COPIES:
-        # Whatever time is left after the bound and the master goes to more restarts.
-        strategies.append(RandomRestarts(share=0.97, max_runs=300, seed=1))
+        # Whatever time is left after the bound and the master goes to the bin-cutting
+        # search again, from the (possibly better) incumbent and with a fresh seed.
+        strategies.append(BinElimination(share=FINAL_SHARE, seed=1))
     for strategy in strategies:
         if state.done() or state.proven:
             break
-        if state.best is not None and budget.over(0.95):
+        if state.best is not None and budget.over(FINAL_SHARE):
             break
         strategy.run(state)
     return _plan(state, time.perf_counter() - t0)
