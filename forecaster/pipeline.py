@@ -24,8 +24,25 @@ from features.exceptions import ConfigError, ForecasterError
 from features.store import Store
 from forecaster import stages
 
-StageName = Literal["governance", "forecast", "load_forecast", "detect", "optimize"]
-ALL_STAGES: tuple[StageName, ...] = ("governance", "forecast", "load_forecast", "detect", "optimize")
+StageName = Literal[
+    "governance", "forecast", "load_forecast", "detect", "optimize", "scenarios", "report"
+]
+ALL_STAGES: tuple[StageName, ...] = (
+    "governance",
+    "forecast",
+    "load_forecast",
+    "detect",
+    "optimize",
+    "scenarios",
+    "report",
+)
+
+#: The example scenarios shipped with the project (used when a config names none).
+EXAMPLE_SCENARIOS = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
+
+
+def example_scenarios() -> list[Path]:
+    return sorted(EXAMPLE_SCENARIOS.glob("*.yaml")) if EXAMPLE_SCENARIOS.is_dir() else []
 
 
 class PipelineConfig(BaseModel):
@@ -36,17 +53,31 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    store: Path | None = Field(None, description="DuckDB store (default: FORECASTER_STORE).")
+    store: Path | None = Field(
+        default=None, description="DuckDB store (default: FORECASTER_STORE)."
+    )
     stages: list[StageName] = Field(default_factory=lambda: list(ALL_STAGES))
     levels: list[str] = Field(default_factory=lambda: ["team", "project", "service"])
-    horizon_days: int = Field(90, ge=1, le=730)
+    horizon_days: int = Field(default=90, ge=1, le=730)
     model: str = "auto"
     reconcile: str = "auto"
-    backtest_windows: int = Field(3, ge=1, le=24)
-    load_horizon_hours: int = Field(48, ge=1, le=24 * 14)
-    detect_window_days: int = Field(90, ge=1, le=3650)
-    labels: Path | None = Field(None, description="Labelled anomalies CSV (demo: injected).")
-    rightsizing_evidence_days: int = Field(28, ge=1, le=365)
+    backtest_windows: int = Field(default=3, ge=1, le=24)
+    load_horizon_hours: int = Field(default=48, ge=1, le=24 * 14)
+    detect_window_days: int = Field(default=90, ge=1, le=3650)
+    labels: Path | None = Field(
+        default=None, description="Labelled anomalies CSV (demo: injected)."
+    )
+    rightsizing_evidence_days: int = Field(default=28, ge=1, le=365)
+    scenarios: list[Path] | None = Field(
+        default=None, description="Scenario YAML files (default: the shipped examples)."
+    )
+    scenario_months: int = Field(default=6, ge=1, le=36)
+    report: Path | None = Field(
+        default=None, description="Report HTML (default: next to the store)."
+    )
+    tables_dir: Path | None = Field(
+        default=None, description="Also write report.md and CSV tables."
+    )
 
 
 def load_config(path: Path) -> PipelineConfig:
@@ -151,6 +182,19 @@ def run_pipeline(
             ),
             "optimize": lambda: stages.optimize(
                 st, run_id=run.run_id, evidence_days=config.rightsizing_evidence_days
+            ),
+            "scenarios": lambda: stages.scenarios(
+                st,
+                run_id=run.run_id,
+                paths=config.scenarios if config.scenarios is not None else example_scenarios(),
+                horizon_months=config.scenario_months,
+            ),
+            "report": lambda: stages.report(
+                st,
+                path=config.report or Path(store_path).with_name("report.html"),
+                required_tags=required_tags,
+                shared_values=shared_values,
+                tables_dir=config.tables_dir,
             ),
         }
         for name in ALL_STAGES:

@@ -283,6 +283,9 @@ def optimize(st: Store, *, run_id: str, evidence_days: int = 28) -> dict[str, An
         meta={"baseline_usd_per_month": deployed, "final_usd_per_month": current_usd},
     )
     kpis = utilization_kpis(window, spot_kinds=("training", "pipeline"))
+    kpis = kpis.drop(columns="spot_share_eligible_pct").merge(
+        spot_share(st, start, end), on="team", how="left"
+    )
     st.write_result("utilization_kpis", kpis, run_id=run_id)
     total = float(savings["usd_per_month"].sum())
     return {
@@ -298,8 +301,8 @@ def optimize(st: Store, *, run_id: str, evidence_days: int = 28) -> dict[str, An
 def utilization_kpis(util: pd.DataFrame, *, spot_kinds: Sequence[str]) -> pd.DataFrame:
     """Average CPU, memory and GPU utilization per team (used / requested, request-weighted).
 
-    ``spot_share_eligible_pct`` is left empty: the utilization frame does not say which
-    replicas ran on Spot; the report reads the spot share from the cost data instead.
+    ``spot_share_eligible_pct`` is left empty here: the utilization frame does not say
+    which replicas ran on Spot; :func:`spot_share` reads it from the cost data.
     """
     df = util.copy()
     df["team"] = df["team"].fillna("(untagged)").astype(str)
@@ -323,6 +326,33 @@ def utilization_kpis(util: pd.DataFrame, *, spot_kinds: Sequence[str]) -> pd.Dat
             }
         )
     return pd.DataFrame(rows)
+
+
+def spot_share(st: Store, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Spot share of the instance spend that could run on Spot, per team and ``(all)``.
+
+    Eligible spend is instance usage bought on demand or on Spot; spend covered by a
+    Savings Plan or reservation (``Committed``) is already discounted and left out.
+    """
+    q = (
+        "SELECT coalesce(team, '(untagged)') AS team, "
+        "sum(effective_cost) FILTER (WHERE pricing_category = 'Dynamic') AS spot, "
+        "sum(effective_cost) AS eligible FROM cost_n WHERE instance_type IS NOT NULL "
+        "AND charge_category = 'Usage' AND pricing_category IN ('Standard', 'Dynamic') "
+        "AND ds >= ? AND ds < ? GROUP BY ALL"
+    )
+    from features.tags import create_normalised_view
+
+    create_normalised_view(st, shared_values=())
+    df = st.query(q, [start.to_pydatetime(), end.to_pydatetime()]).fillna(0.0)
+    allrow = pd.DataFrame(
+        {"team": ["(all)"], "spot": [df["spot"].sum()], "eligible": [df["eligible"].sum()]}
+    )
+    df = pd.concat([df, allrow], ignore_index=True)
+    df["spot_share_eligible_pct"] = np.where(
+        df["eligible"] > 0, 100.0 * df["spot"] / df["eligible"].where(df["eligible"] > 0), np.nan
+    )
+    return df[["team", "spot_share_eligible_pct"]]
 
 
 # -- load forecasts for scaling -------------------------------------------------------------
@@ -516,3 +546,50 @@ def anomalies_frame(alerts: Sequence[Any], matched: dict[str, str] | None) -> pd
         "labelled",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+# -- scenarios and report ---------------------------------------------------------------------
+def scenarios(
+    st: Store, *, run_id: str, paths: Sequence[Path], horizon_months: int = 6
+) -> dict[str, Any]:
+    """Run the capacity planner's scenario files beside the baseline and store them."""
+    from forecaster.scenarios_io import baseline_from_store, save_results
+    from optimizer.scenarios import baseline_result, load_scenario, run_scenario
+
+    specs = [load_scenario(p) for p in paths]
+    base = baseline_from_store(st)
+    results = [baseline_result(base, horizon_months=horizon_months)]
+    results += [run_scenario(spec, base) for spec in specs]
+    save_results(st, results, run_id=run_id)
+    totals = {r.name: float(r.monthly["cost"].sum()) for r in results}
+    base_total = totals["baseline"]
+    return {
+        "scenarios": [r.name for r in results],
+        "horizon_months": horizon_months,
+        "cost": {k: round(v, 2) for k, v in totals.items()},
+        "vs_baseline_pct": {
+            k: round(100.0 * (v - base_total) / base_total, 1) if base_total else None
+            for k, v in totals.items()
+            if k != "baseline"
+        },
+    }
+
+
+def report(
+    st: Store,
+    *,
+    path: Path,
+    required_tags: Sequence[str],
+    shared_values: Sequence[str],
+    tables_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Write the self-contained HTML report (and the Markdown/CSV tables when asked)."""
+    from forecaster.report import collect_report_inputs, export_tables, render_report
+
+    inputs = collect_report_inputs(st, required_tags=required_tags, shared_values=shared_values)
+    out = render_report(inputs, path)
+    summary: dict[str, Any] = {"report": str(out), "bytes": out.stat().st_size}
+    if tables_dir is not None:
+        export_tables(inputs, tables_dir)
+        summary["tables"] = str(tables_dir)
+    return summary

@@ -30,6 +30,8 @@ _STAGE_TEXT = {
     "load_forecast": "forecast hourly load per workload (scaling)",
     "detect": "detect anomalies with root causes",
     "optimize": "right-size, pack and price the fleet",
+    "scenarios": "run the capacity planner's scenarios",
+    "report": "write the report",
 }
 
 
@@ -100,6 +102,16 @@ def print_summary(run: PipelineRun, *, store: Path) -> None:
                 f"{_money(sm['deployed_usd_per_month'])}/month); right-sizing alone "
                 f"{_money(sm['rightsizing_usd_per_month'])}/month"
             )
+        elif s.name == "scenarios":
+            text = ", ".join(
+                f"{k} {v:+.1f}%" for k, v in sm["vs_baseline_pct"].items() if v is not None
+            )
+            text = (
+                f"{sm['horizon_months']} months vs baseline {_money(sm['cost']['baseline'])}: "
+                + (text or "no scenario files")
+            )
+        elif s.name == "report":
+            text = f"{sm['report']} ({sm['bytes'] / 1e6:.1f} MB, opens offline)"
         else:
             text = str(sm)
         t.add_row(s.name, text, f"{s.seconds:.1f}")

@@ -35,7 +35,16 @@ def run(fleet: tuple[DemoManifest, Path]):
     manifest, path = fleet
     cfg = PipelineConfig(
         labels=manifest.labels_path,
-        stages=["governance", "forecast", "load_forecast", "detect", "optimize"],
+        stages=[
+            "governance",
+            "forecast",
+            "load_forecast",
+            "detect",
+            "optimize",
+            "scenarios",
+            "report",
+        ],
+        scenario_months=2,
         detect_window_days=45,
         horizon_days=14,
         backtest_windows=1,
@@ -56,7 +65,15 @@ def test_every_stage_runs_and_reports(run) -> None:
     result, seen, _ = run
     assert result.ok, result.to_dict()
     names = [s.name for s in result.stages]
-    assert names == ["governance", "forecast", "load_forecast", "detect", "optimize"]
+    assert names == [
+        "governance",
+        "forecast",
+        "load_forecast",
+        "detect",
+        "optimize",
+        "scenarios",
+        "report",
+    ]
     assert seen[0] == ("governance", "start") and ("optimize", "done") in seen
 
 
@@ -104,6 +121,18 @@ def test_savings_waterfall_is_consistent(run) -> None:
     assert final == pytest.approx(placement["usd_per_month"].min())
     # Every plan places every pod.
     assert (placement["placed"] == placement["pods"]).all()
+
+
+def test_scenarios_and_report_are_written(run) -> None:
+    result, _, path = run
+    with Store(path, read_only=True) as st:
+        monthly = st.read_result("scenario_monthly")
+        kpis = st.read_result("utilization_kpis")
+    assert {"baseline", "grow-training-spot", "mig-rightsize"} <= set(monthly["scenario"])
+    assert kpis["spot_share_eligible_pct"].dropna().between(0, 100).all()
+    html = Path(result.stage("report").summary["report"])
+    text = html.read_text()
+    assert html.exists() and "plotly" in text.lower() and "<script src=" not in text
 
 
 def test_showback_sums_to_the_store_total(run) -> None:
