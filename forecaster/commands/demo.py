@@ -159,6 +159,11 @@ def demo(
     json_: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on stdout.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Then serve the results over HTTP (Ctrl+C stops)."),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --serve.")] = 8000,
 ) -> None:
     """Run the main job on the embedded demo fleet (no AWS account needed)."""
     from features.demo import generate_demo_fleet
@@ -219,8 +224,34 @@ def demo(
         f"[bold green]Demo done[/] in {elapsed:.1f}s: {int(totals['rows']):,} cost rows, "
         f"${totals['effective_cost']:,.2f} effective cost. Store: {store_path}"
     )
+    if serve:
+        _serve_demo(store_path, run, port=port)
     if not run.ok:
         raise typer.Exit(1)
+
+
+def _serve_demo(store_path: Path, run: PipelineRun, *, port: int) -> None:
+    """Serve the demo's results; a fresh API key is printed once (only its hash is kept)."""
+    import secrets
+
+    from forecaster.commands.serve import run_server
+    from serving.settings import ServingSettings
+
+    key = secrets.token_urlsafe(24)
+    track = run.stage("track")
+    model = track.summary.get("model_name") if track is not None and track.ok else None
+    settings = ServingSettings(
+        store=store_path,
+        model_name=model,
+        api_keys=f"{key}:read+write",  # type: ignore[arg-type]
+    )
+    err.print(
+        f"Serving on http://127.0.0.1:{port} (docs at /docs). API key for this session "
+        f"(read+write): [bold]{key}[/]\n"
+        f"Try: curl -H 'Authorization: Bearer {key}' "
+        f"'http://127.0.0.1:{port}/v1/forecasts/total?horizon=30'"
+    )
+    run_server(settings, port=port)
 
 
 def run(
