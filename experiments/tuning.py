@@ -297,6 +297,7 @@ def tune(
     data_dir: str | Path | None = None,
     tracking_uri: str | None = None,
     experiment: str = "tuning",
+    prune_startup: int = 5,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> TuneResult:
     """Run (or resume) an Optuna study on ``df``; every trial is a nested MLflow run.
@@ -326,6 +327,8 @@ def tune(
         Where offline records and the embedded MLflow live; see :mod:`models.tracking`.
     experiment : str
         MLflow experiment of the study run.
+    prune_startup : int
+        Trials that run to the end before the median pruner may stop one.
     callback : callable, optional
         Called with a dict per finished trial (``number, state, value, params``)
         and once with ``{"state": "DEFAULT", "value": ...}`` for the defaults.
@@ -375,7 +378,7 @@ def tune(
             load_if_exists=True,
             direction="minimize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=prune_startup, n_warmup_steps=1),
         )
         opt.set_user_attr("study", study)
         opt.set_user_attr("default_wape", default.score)

@@ -518,14 +518,17 @@ def _start(
     if why is not None:
         raise TrackingError(why)
     configure(run.tracking_uri, data_dir=data_dir)
-    exp_id = ensure_experiment(experiment, run.tracking_uri, data_dir)
-    run.experiment_id = exp_id
     active = mlflow.active_run()
-    if active is not None and not nested:
-        # Somebody else owns the active run: nest under it rather than fail.
+    if active is not None:
+        # A child lives in its parent's experiment (MLflow would otherwise put it
+        # in the default experiment); somebody else's active run becomes the parent.
+        exp_id = active.info.experiment_id
         nested = True
+    else:
+        exp_id = ensure_experiment(experiment, run.tracking_uri, data_dir)
+    run.experiment_id = exp_id
     mlrun = mlflow.start_run(
-        experiment_id=exp_id if active is None else None,
+        experiment_id=exp_id,
         run_name=run.name,
         nested=nested,
         tags=tags,

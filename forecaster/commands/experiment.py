@@ -49,11 +49,16 @@ def run_cmd(
     name: Annotated[str, typer.Argument(help="Experiment name (or a YAML file).")],
     register: Annotated[
         bool | None,
-        typer.Option("--register/--no-register", help="Override the definition's register section."),
+        typer.Option(
+            "--register/--no-register", help="Override the definition's register section."
+        ),
     ] = None,
     tracking_uri: Annotated[
         str | None,
-        typer.Option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else embedded SQLite)."),
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else embedded SQLite).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,7 +81,9 @@ def run_cmd(
         f"{result.name} v{result.version}: {result.n_series} series, {result.n_rows} rows, "
         f"dataset {result.dataset_digest}"
     )
-    shown = [k for k in ("wape", "smape", "mase", "coverage_80", "coverage_95", "total.wape") if k in m]
+    shown = [
+        k for k in ("wape", "smape", "mase", "coverage_80", "coverage_95", "total.wape") if k in m
+    ]
     out.print("  " + "  ".join(f"{k}={m[k]:.3f}" for k in shown))
     if result.tuning:
         t = result.tuning
