@@ -52,6 +52,7 @@ LENGTH = 730
 SEASON = 7
 PER_FILE = 2_000
 LEVELS = [80, 95]
+ACCURACY_SERIES = 200
 
 
 # ------------------------------------------------------------------- the data
@@ -198,13 +199,15 @@ def measure(kind: str, data: Path, horizon: int, workers: int) -> dict[str, Any]
 
 
 def accuracy(data: Path, horizon: int, workers: int, anchor: bool) -> dict[str, Any]:
-    """MASE and coverage of the last ``horizon`` days held out (first size only)."""
+    """MASE and coverage on the last ``horizon`` days held out (first size, a sample)."""
     import warnings
 
     from models import VectorizedETS
     from models.metrics import evaluate
 
     df = pd.concat([pd.read_parquet(f) for f in sorted(data.glob("part-*.parquet"))])
+    # The anchor costs about a second per series here: check on a sample.
+    df = df[df["unique_id"].isin(df["unique_id"].unique()[:ACCURACY_SERIES])]
     cut = df["ds"].max() - pd.Timedelta(days=horizon)
     train, test = df[df["ds"] <= cut], df[df["ds"] > cut]
     out: dict[str, Any] = {}

@@ -280,3 +280,64 @@ def test_cli_rejects_an_unknown_backend(series_csv: Path, tmp_path: Path) -> Non
     )  # fmt: skip
     assert res.exit_code == 2
     assert "--backend" in res.output and "spark" in res.output
+
+
+# ------------------------------------------------------------ FOCUS on dask
+def _focus_export(folder: Path, n_pods: int = 12, days: int = 60) -> pd.DataFrame:
+    """Hourly FOCUS charges of ``n_pods`` pods, written as two files cut by time."""
+    rng = np.random.default_rng(8)
+    hours = pd.date_range("2024-03-01", periods=days * 24, freq="h", tz="UTC")
+    pods = [f"pod-{i}" for i in range(n_pods)] + [None]
+    rows = pd.DataFrame(
+        {
+            "ResourceId": np.repeat(np.array(pods, dtype=object), len(hours)),
+            "ChargePeriodStart": np.tile(hours.strftime("%Y-%m-%dT%H:%M:%SZ"), len(pods)),
+            "EffectiveCost": rng.gamma(2.0, 0.5, len(pods) * len(hours)),
+            "ServiceName": "Amazon Elastic Kubernetes Service",
+        }
+    )
+    folder.mkdir()
+    first = rows["ChargePeriodStart"] < hours[len(hours) // 2].strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows[first].to_parquet(folder / "part-a.parquet", index=False)
+    rows[~first].to_parquet(folder / "part-b.parquet", index=False)
+    return rows
+
+
+def test_focus_export_read_with_dask_forecasts_like_pandas(
+    dask_backend: DaskBackend, tmp_path: Path
+) -> None:
+    from features.readers.dask_io import MISSING_ID, read_focus_series
+
+    rows = _focus_export(tmp_path / "focus")
+    ddf = read_focus_series(tmp_path / "focus")
+    got = ddf.compute().sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    oracle = (
+        rows.assign(
+            unique_id=rows["ResourceId"].fillna(MISSING_ID),
+            ds=pd.to_datetime(rows["ChargePeriodStart"], utc=True).dt.floor("D"),
+        )
+        .groupby(["unique_id", "ds"], as_index=False)["EffectiveCost"]
+        .sum()
+        .rename(columns={"EffectiveCost": "y"})
+    )
+    assert len(got) == 13 * 60
+    np.testing.assert_allclose(got["y"].to_numpy(), oracle["y"].to_numpy(), rtol=1e-12)
+    assert (got["unique_id"].astype(str).to_numpy() == oracle["unique_id"].to_numpy()).all()
+    assert rows["EffectiveCost"].sum() == pytest.approx(got["y"].sum())
+    fc = dask_backend.forecast(VectorizedETS(horizon=7), ddf, 7)
+    expected = _local().forecast(VectorizedETS(horizon=7), oracle, 7)
+    assert isinstance(fc, pd.DataFrame) and isinstance(expected, pd.DataFrame)
+    fc["unique_id"] = fc["unique_id"].astype(expected["unique_id"].dtype)
+    pd.testing.assert_frame_equal(fc, expected)
+
+
+def test_focus_reader_names_a_missing_column(tmp_path: Path) -> None:
+    from features.exceptions import IngestError
+    from features.readers.dask_io import read_focus_series
+
+    rows = _focus_export(tmp_path / "focus", n_pods=1, days=2)
+    assert len(read_focus_series(tmp_path / "focus").compute()) == 2 * 2
+    rows.drop(columns="EffectiveCost").to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(IngestError, match="EffectiveCost") as info:
+        read_focus_series(tmp_path / "bad.parquet")
+    assert info.value.column == "EffectiveCost"
