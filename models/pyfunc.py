@@ -278,3 +278,41 @@ class ForecasterPyFunc(PythonModel):  # type: ignore[misc]
             return forecast_request(self.estimator_, model_input)
         except ForecasterError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+
+
+class DetectorPyFunc(PythonModel):  # type: ignore[misc]
+    """``pyfunc`` wrapper of a streaming anomaly detector (artifact: the pickled detector).
+
+    Input: a series frame ``unique_id, ds, y`` (the stretch of history to
+    score, oldest first per series). Output: the same rows with ``score`` in
+    [0, 1] and ``is_anomaly`` (0/1), from
+    :func:`models.anomaly.frame.detect_series`. Detectors are causal: a row's
+    score uses only the rows before it in the request.
+    """
+
+    def __init__(self) -> None:
+        self.detector_: Any = None
+
+    def load_context(self, context: Any) -> None:
+        """Unpickle the detector."""
+        path = context.artifacts.get("detector")
+        if path is None:
+            raise ConfigError("the logged model has no 'detector' artifact")
+        with Path(path).open("rb") as fh:
+            self.detector_ = cloudpickle.load(fh)
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Score the rows of ``model_input`` (errors become ``INVALID_PARAMETER_VALUE``)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        from models.anomaly.frame import detect_series
+
+        if self.detector_ is None:
+            self.load_context(context)
+        try:
+            return detect_series(pd.DataFrame(model_input), self.detector_)
+        except (ForecasterError, ValueError) as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc

@@ -62,6 +62,7 @@ __all__ = [
     "backtest_status",
     "list_models",
     "load_model",
+    "log_detector",
     "log_forecaster",
     "promote_if_better",
     "rollback",
@@ -122,8 +123,9 @@ class LoadedModel:
 
     @property
     def estimator(self) -> Any:
-        """The fitted forecaster inside the pyfunc model."""
-        return self.model.unwrap_python_model().estimator_
+        """The fitted forecaster (or the detector) inside the pyfunc model."""
+        inner = self.model.unwrap_python_model()
+        return getattr(inner, "estimator_", None) or getattr(inner, "detector_", None)
 
     def predict(self, request: pd.DataFrame) -> pd.DataFrame:
         """Answer a request frame directly (no MLflow schema step).
@@ -430,6 +432,124 @@ def _quiet_pickle_warning() -> None:
     logger = logging.getLogger("mlflow.pyfunc")
     if not any(isinstance(f, _DropPickleNotice) for f in logger.filters):
         logger.addFilter(_DropPickleNotice())
+
+
+def _detector_signature() -> Any:
+    """``unique_id`` str, ``ds`` and ``y`` any (MLflow datetimes must be naive; ours are UTC)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    inputs = Schema(
+        [ColSpec("string", "unique_id"), ColSpec(AnyType(), "ds"), ColSpec(AnyType(), "y")]
+    )
+    outputs = Schema(
+        [
+            ColSpec("string", "unique_id"),
+            ColSpec(AnyType(), "ds"),
+            ColSpec("double", "y"),
+            ColSpec("double", "score"),
+            ColSpec("integer", "is_anomaly"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def log_detector(
+    detector: Any,
+    *,
+    name: str,
+    sample_df: pd.DataFrame,
+    metrics: dict[str, float],
+    params: dict[str, Any] | None = None,
+    tracking_uri: str | None = None,
+) -> ModelRef:
+    """Log a streaming anomaly detector as a pyfunc model, register it, alias ``challenger``.
+
+    Parameters
+    ----------
+    detector : models.anomaly.base.StreamingDetector
+        The configured detector (its parameters and threshold are what is
+        versioned; state is rebuilt from the scored history).
+    name : str
+        Registered model name.
+    sample_df : pandas.DataFrame
+        A series frame ``unique_id, ds, y`` it was evaluated on (logged as the
+        dataset; its first rows are the input example).
+    metrics : dict of str to float
+        Evaluation metrics; for promotion use one where lower is better
+        (e.g. ``false_alarms_per_day`` or ``1 - nab_score``).
+    params : dict, optional
+        Extra parameters.
+    tracking_uri : str, optional
+        See :func:`models.tracking.resolve_tracking_uri`.
+    """
+    import mlflow
+
+    from models.pyfunc import DetectorPyFunc
+
+    if not name or not isinstance(name, str):
+        raise ConfigError(f"parameter name must be a non-empty string, got {name!r}")
+    uri = _uri(tracking_uri)
+    own_run = mlflow.active_run() is None
+    status = backtest_status(None, metrics)
+    with _registry_call("logging the detector"), tempfile.TemporaryDirectory() as tmp:
+        if own_run:
+            exp_id = ensure_experiment(name, uri)
+            mlflow.start_run(experiment_id=exp_id, run_name=f"detector {name}")
+        try:
+            run = mlflow.active_run()
+            assert run is not None
+            existing = set(run.data.params) if run.data else set()
+            flat = {f"detector.{k}": str(v)[:500] for k, v in detector.get_params().items()}
+            flat["detector.class"] = type(detector).__name__
+            flat.update({str(k): str(v)[:500] for k, v in (params or {}).items()})
+            fresh = {k: v for k, v in flat.items() if k not in existing}
+            if fresh:
+                mlflow.log_params(fresh)
+            finite = {k: float(v) for k, v in metrics.items() if _finite(v)}
+            if finite:
+                mlflow.log_metrics(finite)
+            source = sample_df.attrs.get("source")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                    sample_df, source=str(source) if source else None, name=f"{name}-sample"
+                )
+            mlflow.log_input(dataset, context="evaluation")
+            path = Path(tmp) / "detector.pkl"
+            import cloudpickle
+
+            with path.open("wb") as fh:
+                cloudpickle.dump(detector, fh)
+            example = sample_df[["unique_id", "ds", "y"]].head(20).reset_index(drop=True)
+            signature = _detector_signature()
+            _quiet_pickle_warning()
+            info = mlflow.pyfunc.log_model(
+                name="detector",
+                python_model=DetectorPyFunc(),
+                artifacts={"detector": str(path)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+            )
+        finally:
+            if own_run:
+                mlflow.end_run()
+        vtags = {f"{_METRIC_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
+        vtags.update(
+            {
+                "backtest.status": status,
+                "dataset.digest": dataset.digest,
+                "model.class": type(detector).__name__,
+                "model.kind": "detector",
+                "git_commit": git_commit() or "",
+            }
+        )
+        mv = mlflow.register_model(info.model_uri, name, tags=vtags)
+        client = _client(uri)
+        client.set_registered_model_alias(name, CHALLENGER, str(mv.version))
+        return _ref(client, name, str(mv.version))
 
 
 def _finite(v: Any) -> bool:

@@ -132,12 +132,12 @@ def test_a_crashed_trial_is_failed_and_its_parameters_rerun(series, tmp_path: Pa
     name = "crashy"
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
     crashed = study.ask()  # the process died here: the trial stays RUNNING
-    config = suggest_config(crashed, "stat")
+    config = suggest_config(crashed, "lgbm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)
         result = tune(
             series,
-            study="stat",
+            study="lgbm",
             study_name=name,
             n_trials=1,
             storage=storage,
@@ -147,7 +147,7 @@ def test_a_crashed_trial_is_failed_and_its_parameters_rerun(series, tmp_path: Pa
         )
     states = [t["state"] for t in result.trials]
     assert states == ["FAIL", "COMPLETE"]
-    assert _config_of("stat", result.trials[1]["params"]) == config
+    assert _config_of("lgbm", result.trials[1]["params"]) == config
 
 
 def test_tracking_down_the_study_still_finishes_with_one_warning(series, tmp_path: Path):

@@ -104,9 +104,8 @@ def test_register_promote_guardrail_rollback_and_load(server: MlflowServer, fitt
     assert "does not beat" in worse.reason
     assert alias_version(name, "challenger", tracking_uri=server.uri) == v2.version
 
-    # Better, but not by the margin; then better by the margin.
+    # Better than the champion by more than the margin (margins are unit-tested).
     v3 = _log(server, name, fitted, 9.5)
-    assert not promote_if_better(name, v3.version, margin=0.1, tracking_uri=server.uri).promoted
     assert promote_if_better(name, v3.version, margin=0.04, tracking_uri=server.uri).promoted
     assert alias_version(name, tracking_uri=server.uri) == v3.version
 

@@ -221,3 +221,25 @@ def test_missing_model_files_give_a_store_error(uri, naive, series, tmp_path: Pa
     assert removed
     with pytest.raises(StoreError, match=f"version {ref.version} \\(champion\\) cannot be loaded"):
         load_model(name, tracking_uri=uri)
+
+
+def test_detectors_are_logged_registered_and_loaded_as_pyfunc(uri, series):
+    from models.anomaly.frame import detect_series, make_detector
+    from models.registry import log_detector
+
+    detector = make_detector()
+    spiky = series.copy()
+    spiky.loc[50, "y"] += 40.0
+    ref = log_detector(
+        detector,
+        name="unit-detector",
+        sample_df=spiky,
+        metrics={"false_alarms": 0.0},
+        tracking_uri=uri,
+    )
+    assert ref.aliases == ("challenger",)
+    loaded = load_model("unit-detector", alias="challenger", tracking_uri=uri)
+    got = loaded.model.predict(spiky[["unique_id", "ds", "y"]])
+    want = detect_series(spiky, make_detector())
+    np.testing.assert_allclose(got["score"], want["score"])
+    assert got["is_anomaly"].tolist() == want["is_anomaly"].tolist()
