@@ -25,11 +25,19 @@ from features.store import Store
 from forecaster import stages
 
 StageName = Literal[
-    "governance", "forecast", "load_forecast", "detect", "optimize", "scenarios", "report"
+    "governance",
+    "forecast",
+    "track",
+    "load_forecast",
+    "detect",
+    "optimize",
+    "scenarios",
+    "report",
 ]
 ALL_STAGES: tuple[StageName, ...] = (
     "governance",
     "forecast",
+    "track",
     "load_forecast",
     "detect",
     "optimize",
@@ -78,6 +86,13 @@ class PipelineConfig(BaseModel):
     tables_dir: Path | None = Field(
         default=None, description="Also write report.md and CSV tables."
     )
+    model_name: str | None = Field(
+        default=None, description="Registered model name (default: cost-daily-<levels>)."
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow URI (default: MLFLOW_TRACKING_URI or the embedded one)."
+    )
+    promotion_margin: float = Field(default=0.0, ge=0.0, description="Guardrail margin (WAPE).")
 
 
 def load_config(path: Path) -> PipelineConfig:
@@ -153,24 +168,46 @@ def run_pipeline(
     shared_values: list[str],
     run_id: str | None = None,
     on_stage: OnStage | None = None,
+    data_dir: Path | None = None,
 ) -> PipelineRun:
     """Run the configured stages on the store; return what each did."""
     run = PipelineRun(run_id or new_run_id(), str(store_path))
     notify = on_stage or (lambda *_: None)
+    fitted: dict[str, Any] = {}
+
+    def forecast_stage(st: Store) -> dict[str, Any]:
+        summary, fitted["forecast"] = stages.forecast(
+            st,
+            run_id=run.run_id,
+            levels=config.levels,
+            horizon_days=config.horizon_days,
+            model=config.model,
+            reconcile=config.reconcile,
+            n_windows=config.backtest_windows,
+        )
+        return summary
+
+    def track_stage(st: Store) -> dict[str, Any]:
+        if "forecast" not in fitted:
+            return {"skipped": "no forecast to track (the forecast stage did not run)"}
+        return stages.track(
+            st,
+            run_id=run.run_id,
+            fitted=fitted["forecast"],
+            stage_summaries={s.name: s.summary for s in run.stages if s.ok},
+            model_name=config.model_name or f"cost-daily-{'-'.join(config.levels)}",
+            margin=config.promotion_margin,
+            tracking_uri=config.tracking_uri,
+            data_dir=data_dir,
+        )
+
     with Store(store_path) as st:
         plan: dict[str, Callable[[], dict[str, Any]]] = {
             "governance": lambda: stages.governance(
                 st, run_id=run.run_id, required_tags=required_tags, shared_values=shared_values
             ),
-            "forecast": lambda: stages.forecast(
-                st,
-                run_id=run.run_id,
-                levels=config.levels,
-                horizon_days=config.horizon_days,
-                model=config.model,
-                reconcile=config.reconcile,
-                n_windows=config.backtest_windows,
-            )[0],
+            "forecast": lambda: forecast_stage(st),
+            "track": lambda: track_stage(st),
             "load_forecast": lambda: stages.load_forecast(
                 st, run_id=run.run_id, horizon_hours=config.load_horizon_hours
             ),

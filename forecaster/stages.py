@@ -74,18 +74,19 @@ def forecast(
 ) -> tuple[dict[str, Any], Any]:
     """Backtest, train and forecast daily cost for every node of the hierarchy.
 
-    Returns the summary and the :class:`features.series.HierarchySeries` (for tracking).
+    Returns the summary and the :class:`models.hierarchy.HierarchyForecast` (for tracking).
     The headline is the next 30 days of total spend; its interval is the sum of the
     daily bounds, which assumes the days' errors move together (wider than a model of
     their correlation would give, never narrower).
     """
     from features.series import hierarchy_series
-    from models.hierarchy import forecast_hierarchy
+    from models.hierarchy import fit_forecast_hierarchy
 
     hs = hierarchy_series(st, tuple(levels), "D")
-    fc, bt = forecast_hierarchy(
+    res = fit_forecast_hierarchy(
         hs, tuple(levels), horizon=horizon_days, method=reconcile, model=model, n_windows=n_windows
     )
+    fc, bt = res.forecast, res.backtest
     meta = dict(fc.attrs.get("meta", {}))
     st.write_result("history", hs.frame(with_level=True), run_id=run_id)
     st.write_result("forecast", fc, run_id=run_id, meta=meta)
@@ -108,7 +109,101 @@ def forecast(
             + (f", team backtest WAPE {team_wape:.1f}%" if team_wape is not None else "")
         ),
     }
-    return summary, hs
+    return summary, res
+
+
+def track(
+    st: Store,
+    *,
+    run_id: str,
+    fitted: Any,
+    stage_summaries: dict[str, dict[str, Any]],
+    model_name: str,
+    metric: str = "wape",
+    margin: float = 0.0,
+    tracking_uri: str | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Log the run to MLflow, register the forecaster and promote it if it beats the champion.
+
+    The registered pyfunc is the hierarchy's fitted base model (global over every node);
+    the reconciled forecasts it was published with are logged beside it and are what
+    serving answers from. The guardrail metric is the team-level backtest WAPE of the
+    chosen configuration (lower is better). Tracking failures never fail the run: the
+    summary says what happened and the results stay in the store.
+    """
+    from features.exceptions import TrackingError
+    from models.registry import log_forecaster, promote_if_better
+    from models.tracking import resolve_tracking_uri, tracked_run
+
+    fc, bt, est = fitted.forecast, fitted.backtest, fitted.estimator
+    chosen = str(fc["model"].iloc[0])
+    mine = bt[bt["model"] == chosen]
+    metrics: dict[str, float] = {}
+    for row in mine.itertuples():
+        for m in ("wape", "smape", "mase", "bias", "coverage_80", "coverage_95", "msis"):
+            metrics[f"{m}.{row.level}"] = float(getattr(row, m))
+    team = mine[mine["level"] == "team"]
+    if len(team):
+        metrics[metric] = float(team[metric].iloc[0])
+    uri = resolve_tracking_uri(tracking_uri, data_dir=data_dir)
+    history = st.read_result("history", run_id)
+    history.attrs["source"] = f"{st.path}#result_history/{run_id}"
+    params = {
+        "pipeline_run_id": run_id,
+        "levels": ",".join(est.hierarchy_.levels),
+        "horizon_days": int(est.horizon_),
+        "base_model": est.base_name,
+        "reconciliation": est.method_,
+        "n_windows": int(est.n_windows),
+    }
+    with tracked_run(
+        f"pipeline {run_id}", kind="train", tracking_uri=uri, data_dir=data_dir, params=params
+    ) as tr:
+        for name, sm in stage_summaries.items():
+            flat = {
+                f"{name}.{k}": v
+                for k, v in sm.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            tr.log_metrics(flat)
+        tr.log_frame(bt, "backtest.csv")
+        try:
+            ref = log_forecaster(
+                est.base_model_,
+                name=model_name,
+                train_df=history.drop(columns="level"),
+                metrics=metrics,
+                backtest=bt,
+                forecasts=fc,
+                params=params,
+                tracking_uri=uri,
+            )
+            decision = promote_if_better(
+                model_name, ref.version, metric=metric, margin=margin, tracking_uri=uri
+            )
+        except TrackingError as exc:
+            # The forecasts are in the store already; only the registry step is lost.
+            return {
+                "tracking_uri": uri,
+                "model_name": model_name,
+                "tracking_failed": str(exc),
+                "offline_record": str(tr.local_dir),
+            }
+        tr.set_tags({"forecaster.promotion": decision.reason})
+    info = st.result_info("forecast", run_id)
+    meta = {**info["meta"], "model_version": ref.version, "mlflow_run_id": ref.run_id}
+    st.write_result("forecast", st.read_result("forecast", run_id), run_id=run_id, meta=meta)
+    return {
+        "tracking_uri": uri,
+        "model_name": model_name,
+        "version": ref.version,
+        "mlflow_run_id": ref.run_id,
+        "promoted": decision.promoted,
+        "reason": decision.reason,
+        metric: metrics.get(metric),
+        "offline": tr.offline,
+    }
 
 
 # -- right-sizing and placement ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -887,7 +888,22 @@ def _level_metrics(
 
 
 # --------------------------------------------------------------------------- one call
-def forecast_hierarchy(
+@dataclass(frozen=True)
+class HierarchyForecast:
+    """Result of :func:`fit_forecast_hierarchy`: the frames and the fitted estimator."""
+
+    forecast: pd.DataFrame
+    backtest: pd.DataFrame
+    estimator: HierarchicalForecaster
+
+
+def forecast_hierarchy(store: Any, *args: Any, **kwargs: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(forecast, backtest)`` of :func:`fit_forecast_hierarchy` (same parameters)."""
+    res = fit_forecast_hierarchy(store, *args, **kwargs)
+    return res.forecast, res.backtest
+
+
+def fit_forecast_hierarchy(
     store: Any,
     levels: Sequence[str] = ("team", "project", "service"),
     horizon: int = 90,
@@ -901,7 +917,7 @@ def forecast_hierarchy(
     step: int | None = None,
     n_jobs: int = -1,
     seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> HierarchyForecast:
     """Coherent forecasts of every node of the tag hierarchy, from the store, in one call.
 
     Parameters
@@ -936,6 +952,8 @@ def forecast_hierarchy(
 
     Returns
     -------
+    HierarchyForecast
+        With the fitted estimator and these two frames:
     forecast : pandas.DataFrame
         ``level, unique_id, ds, yhat, lo_80, hi_80, lo_95, hi_95, model`` in
         hierarchy order; ``attrs["meta"]`` holds ``horizon_days, cutoff,
@@ -987,7 +1005,7 @@ def forecast_hierarchy(
         "chosen": f"{name}/{est.method_}",
         "cutoffs": [str(c) for c in est.cutoffs_],
     }
-    return fc, bt
+    return HierarchyForecast(fc, bt, est)
 
 
 def _horizon_days(h: int, freq: str) -> float:

@@ -27,6 +27,7 @@ from forecaster.pipeline import PipelineConfig, PipelineRun, load_config, run_pi
 _STAGE_TEXT = {
     "governance": "tag governance and showback",
     "forecast": "backtest, train and forecast the cost hierarchy",
+    "track": "log to MLflow, register and promote the model",
     "load_forecast": "forecast hourly load per workload (scaling)",
     "detect": "detect anomalies with root causes",
     "optimize": "right-size, pack and price the fleet",
@@ -58,6 +59,7 @@ def _run_with_progress(
             shared_values=list(settings.shared_tag_values),
             run_id=run_id,
             on_stage=on_stage,
+            data_dir=settings.data_dir,
         )
 
 
@@ -84,6 +86,18 @@ def print_summary(run: PipelineRun, *, store: Path) -> None:
             )
         elif s.name == "forecast":
             text = sm.get("headline", str(sm))
+        elif s.name == "track":
+            if "tracking_failed" in sm:
+                text = (
+                    f"[yellow]tracking failed[/] ({sm['tracking_failed']}); results kept in "
+                    f"the store, offline record {sm['offline_record']}"
+                )
+            else:
+                verdict = "champion" if sm["promoted"] else "challenger"
+                text = (
+                    f"{sm['model_name']} v{sm['version']} is {verdict} ({sm['reason']}); "
+                    f"MLflow: {sm['tracking_uri']}"
+                )
         elif s.name == "load_forecast":
             text = f"{sm['workloads']} workloads, next {sm['horizon_hours']} h ({sm['model']})"
         elif s.name == "detect":
@@ -201,7 +215,12 @@ def demo(
                 totals = st.totals()
         except ForecasterError as exc:
             fail(str(exc), code=1)
-    cfg = PipelineConfig(labels=manifest.labels_path)
+    # The replay covers the whole history so every injected anomaly is scored.
+    cfg = PipelineConfig(
+        labels=manifest.labels_path,
+        model_name="demo-cost-daily",
+        detect_window_days=min(31 * months, 3650),
+    )
     run = _run_with_progress(store_path, cfg, enabled=not json_)
     elapsed = time.perf_counter() - t0
     summary: dict[str, Any] = {

@@ -38,6 +38,7 @@ def run(fleet: tuple[DemoManifest, Path]):
         stages=[
             "governance",
             "forecast",
+            "track",
             "load_forecast",
             "detect",
             "optimize",
@@ -45,6 +46,8 @@ def run(fleet: tuple[DemoManifest, Path]):
             "report",
         ],
         scenario_months=2,
+        model_name="pipeline-test",
+        tracking_uri=f"sqlite:///{path.parent / 'mlflow.db'}",
         detect_window_days=45,
         horizon_days=14,
         backtest_windows=1,
@@ -68,6 +71,7 @@ def test_every_stage_runs_and_reports(run) -> None:
     assert names == [
         "governance",
         "forecast",
+        "track",
         "load_forecast",
         "detect",
         "optimize",
@@ -106,6 +110,19 @@ def test_forecasts_are_coherent_and_cover_the_hierarchy(run) -> None:
     assert {"wape", "coverage_80"} <= set(bt.columns)
     s = result.stage("forecast").summary
     assert s["next_30_days"]["lo_80"] <= s["next_30_days"]["yhat"] <= s["next_30_days"]["hi_80"]
+
+
+def test_the_forecaster_is_registered_and_champion(run) -> None:
+    from models.registry import list_models
+
+    result, _, path = run
+    track = result.stage("track").summary
+    assert track["promoted"] and track["version"] == "1"
+    models = {m["name"]: m for m in list_models(f"sqlite:///{path.parent / 'mlflow.db'}")}
+    assert "pipeline-test" in models
+    with Store(path, read_only=True) as st:
+        meta = st.result_info("forecast")["meta"]
+    assert meta["model_version"] == "1" and meta["mlflow_run_id"] == track["mlflow_run_id"]
 
 
 def test_savings_waterfall_is_consistent(run) -> None:
