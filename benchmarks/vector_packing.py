@@ -11,10 +11,11 @@ OPT over the instances where OPT is known; at most 10 s per instance.
 Usage::
 
     python benchmarks/vector_packing.py [--data ../shared/data] [--limit N]
-        [--classes class6,class7] [--time-limit 9] [--jobs 2]
+        [--every K] [--classes class6,class7] [--time-limit 9] [--jobs 1]
 
-``--limit N`` keeps the first N instances (in name order) of every class. The archive is
-extracted to a cache folder (``--cache``, default ``~/.cache/forecaster/vbp``), never
+``--limit N`` keeps the first N instances (in name order) of every class; ``--every K``
+keeps every K-th instance of every class (a stratified sample over sizes and dimensions).
+The archive is extracted to a cache folder (``--cache``, default ``~/.cache/forecaster/vbp``), never
 into the repository. Results go to ``benchmarks/results/vector_packing.json`` with the
 git commit.
 """
@@ -34,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from benchmarks._common import git_commit  # noqa: E402
+from benchmarks._common import git_commit, machine  # noqa: E402
 
 
 def read_vbp(path: Path) -> tuple[list[int], list[tuple[list[int], int]]]:
@@ -148,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N instances per class")
+    ap.add_argument(
+        "--every", type=int, default=None, help="stratified sample: every K-th instance per class"
+    )
     ap.add_argument("--classes", type=str, default=None, help="comma-separated, e.g. class6,class9")
     ap.add_argument("--time-limit", type=float, default=9.0, help="seconds per instance")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.classes:
         summary = summary[summary["cls"].isin(args.classes.split(","))]
     summary = summary.sort_values("instance_name")
+    if args.every:
+        summary = summary[summary.groupby("cls", sort=True).cumcount() % args.every == 0]
     if args.limit:
         summary = summary.groupby("cls", sort=True).head(args.limit)
     tasks = [
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, cls in zip(summary["instance_name"], summary["cls"], strict=True)
     ]
     console = Console()
+    load_at_start = machine()
     console.print(f"{len(tasks)} instances, {args.time_limit:g} s each, {args.jobs} job(s)")
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -241,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         "time_limit_s": args.time_limit,
         "jobs": args.jobs,
         "cpu_count": os.cpu_count(),
+        "machine_at_start": load_at_start,
+        "machine_at_end": machine(),
         "wall_seconds": round(time.perf_counter() - t0, 1),
-        "args": {"limit": args.limit, "classes": args.classes},
+        "args": {"limit": args.limit, "every": args.every, "classes": args.classes},
         **report,
         "instances": rows,
     }

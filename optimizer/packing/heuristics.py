@@ -388,7 +388,7 @@ class _Eliminator:
         self.all_caps = prob.capacities + capacity_slack(prob.capacities)
         self.caps = self.all_caps[self.types]
         self.costs = prob.costs[self.types]
-        width = max((len(items) for _, items in sol), default=1) + 2
+        width = max((len(items) for _, items in sol), default=1) + 1
         self.pad = self.n
         self.slots = np.full((len(sol), width), self.pad, dtype=np.int64)
         start = 0
@@ -429,8 +429,8 @@ class _Eliminator:
         free = np.flatnonzero(self.slots[b] == self.pad)
         if free.size:
             return int(free[0])
-        self.slots = np.hstack([self.slots, np.full((self.slots.shape[0], 2), self.pad)])
-        return self.slots.shape[1] - 2
+        self.slots = np.hstack([self.slots, np.full((self.slots.shape[0], 1), self.pad)])
+        return self.slots.shape[1] - 1
 
     def pack_pool(self, spare: list[int]) -> Solution | None:
         """First-fit decreasing of the pool into bins of the ``spare`` types (one each)."""
@@ -537,7 +537,8 @@ class _Eliminator:
             for k in out_slots:
                 self.slots[b, k] = self.pad
             self.loads[b] = self.loads[b] - self.x[ejected].sum(axis=0) + self.x[c]
-            self.slots[b, self._room(b)] = c
+            slot = self._room(b)  # may widen self.slots: index after the call
+            self.slots[b, slot] = c
             self.bin_of[c] = b
             self.pool.remove(c)
             self.pool.extend(ejected)

@@ -69,6 +69,8 @@ FINAL_SHARE = 0.95
 #: Column generation runs (in ``auto`` mode) up to this many distinct item sizes; above
 #: it the LP does not converge in seconds and the search gets the time instead.
 COLGEN_MAX_GROUPS = 300
+#: Up to this many copies column generation (which also proves optimality) runs first.
+COLGEN_FIRST_COPIES = 100
 
 
 @dataclass
@@ -330,14 +332,20 @@ class BinElimination:
         Seed of the search's tie breaks and bin choices.
     max_moves : int
         Steps per attempt at removing one bin.
+    max_attempts : int
+        Failed attempts in a row before giving up (a work cap, so that on small inputs
+        the plan does not depend on the clock).
     """
 
     name = "eliminate"
 
-    def __init__(self, share: float = 0.5, seed: int = 0, max_moves: int = 3000) -> None:
+    def __init__(
+        self, share: float = 0.5, seed: int = 0, max_moves: int = 3000, max_attempts: int = 40
+    ) -> None:
         self.share = share
         self.seed = seed
         self.max_moves = max_moves
+        self.max_attempts = max_attempts
 
     def run(self, state: SolveState) -> None:
         best = state.best
@@ -351,7 +359,7 @@ class BinElimination:
             lambda: state.budget.over(self.share),
             seed=self.seed,
             max_moves=self.max_moves,
-            max_attempts=1_000_000,
+            max_attempts=self.max_attempts,
             target_cost=state.lower_bound,
             stats=counters,
         )
@@ -825,11 +833,9 @@ def solve(
     if sub.n_items > LARGE_COPIES:
         strategies.append(KindGreedy())
     else:
-        strategies += [
-            GreedyPortfolio(),
-            RandomRestarts(share=0.1, max_runs=60),
-            BinElimination(share=ELIMINATE_SHARE),
-        ]
+        strategies += [GreedyPortfolio(), RandomRestarts(share=0.1, max_runs=60)]
+        if sub.n_items > COLGEN_FIRST_COPIES or mode == "heuristic":
+            strategies.append(BinElimination(share=ELIMINATE_SHARE))
     if mode != "heuristic":
         if mode == "exact":
             strategies.append(ExactPatterns())

@@ -279,3 +279,108 @@ def test_exact_brute_force_helper_itself() -> None:
         pytest.approx(1.6)
     )
     assert list(itertools.islice(itertools.count(), 2)) == [0, 1]
+
+
+# --- bin-elimination search ---------------------------------------------------------------
+def _kinds_of(sol: list[tuple[int, list[int]]]) -> Counter[int]:
+    return Counter(k for _, items in sol for k in items)
+
+
+def test_elimination_search_closes_a_perfect_pairing() -> None:
+    from optimizer.packing import make_problem
+    from optimizer.packing.heuristics import eliminate_bins
+
+    # 8 pairs whose two halves fill a bin exactly in both dimensions: 8 bins are optimal,
+    # and the search starts from one bin per copy.
+    rng = np.random.default_rng(11)
+    sizes = []
+    for _ in range(8):
+        a, b = rng.integers(2, 9, 2)
+        sizes += [(float(a), float(b)), (float(10 - a), float(10 - b))]
+    items = items_of(*sizes)
+    prob = make_problem(items, [bin_of("b", 10, 10)])
+    start = [(0, [k]) for k in range(len(items))]
+    out = eliminate_bins(
+        prob, start, lambda: False, seed=0, max_moves=2000, max_attempts=30, target_cost=8.0
+    )
+    assert len(out) == 8
+    assert _kinds_of(out) == _kinds_of(start)
+    for _, content in out:
+        assert np.all(prob.sizes[content].sum(axis=0) <= 10 + 1e-9)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(
+        st.tuples(st.integers(0, 9), st.integers(0, 9), st.integers(0, 9)), min_size=2, max_size=30
+    ),
+    seed=st.integers(0, 5),
+    costs=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+)
+def test_elimination_search_keeps_copies_and_capacity(
+    sizes: list[tuple[int, int, int]], seed: int, costs: tuple[int, int]
+) -> None:
+    from optimizer.packing import make_problem
+    from optimizer.packing.heuristics import eliminate_bins, solution_cost
+
+    items = items_of(*[tuple(float(v) for v in s) for s in sizes])
+    bins = [
+        bin_of("a", 10, 10, 10, cost=float(costs[0])),
+        bin_of("b", 12, 9, 14, cost=float(costs[1])),
+    ]
+    prob = make_problem(items, bins)
+    # A poor start: one copy per bin, alternating bin types where the copy fits.
+    start = []
+    for k, s in enumerate(sizes):
+        t = k % 2 if np.all(np.asarray(s) <= prob.capacities[k % 2]) else 1 - k % 2
+        start.append((t, [k]))
+    out = eliminate_bins(prob, start, lambda: False, seed=seed, max_moves=300, max_attempts=5)
+    assert _kinds_of(out) == _kinds_of(start)
+    assert solution_cost(prob, out) <= solution_cost(prob, start) + 1e-9
+    for t, content in out:
+        assert content
+        assert np.all(prob.sizes[content].sum(axis=0) <= prob.capacities[t] + 1e-9)
+
+
+def perfect_triplets(n_bins: int, seed: int) -> list[Item]:
+    """Three copies per bin that fill it exactly in each of 3 dimensions (optimum: n_bins)."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    for _ in range(n_bins):
+        cuts = np.sort(rng.integers(5, 96, (3, 2)), axis=1)
+        parts = np.column_stack([cuts[:, 0], cuts[:, 1] - cuts[:, 0], 100 - cuts[:, 1]])
+        sizes += [tuple(float(v) for v in parts[:, j]) for j in range(3)]
+    return items_of(*sizes)
+
+
+def test_elimination_search_improves_on_every_greedy_run() -> None:
+    from optimizer.packing import make_problem
+    from optimizer.packing.heuristics import (
+        _type_rank,
+        eliminate_bins,
+        item_centric,
+        make_context,
+        orderings,
+    )
+
+    items = perfect_triplets(30, seed=0)
+    prob = make_problem(items, [bin_of("b", 100, 100, 100)])
+    ctx = make_context(prob)
+    runs = [
+        item_centric(ctx, order, rule, _type_rank(ctx))[0]
+        for order in orderings(ctx).values()
+        for rule in ("ff", "bf")
+    ]
+    start = min(runs, key=len)
+    assert len(start) > 32  # the greedy rules are far from the optimum (30) here
+    out = eliminate_bins(prob, start, lambda: False, seed=0, max_moves=1500, max_attempts=4)
+    assert len(out) < len(start)
+    assert _kinds_of(out) == _kinds_of(start)
+
+
+def test_solve_reaches_the_optimum_of_perfect_triplets() -> None:
+    items = perfect_triplets(30, seed=1)
+    bins = [bin_of("b", 100, 100, 100)]
+    plan = solve(items, bins, time_limit=30)
+    check_plan(plan, items, bins)
+    assert plan.n_bins == 30 and plan.status == "optimal"
