@@ -117,7 +117,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             }
         )
     opt_sum = int(known["OPT"].sum())
-    totals = {
+    totals: dict[str, Any] = {
         "instances": len(df),
         "ours": int(df["bins"].sum()),
         "LB": int(df["LB"].sum()),
