@@ -794,7 +794,9 @@ def hourly_cost_detector() -> StreamingDetector:
     """The detector :class:`CostAnomaly` uses by default, tuned for hourly cost series."""
     from models.anomaly import NoveltyDetector
 
-    return NoveltyDetector(local_window=168, mean_window=6, lookback=6, cooldown=48)
+    return NoveltyDetector(
+        local_window=168, mean_window=6, lookback=6, cooldown=48, season=24, season_width=1
+    )
 
 
 class CostAnomaly(Rule):

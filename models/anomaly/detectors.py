@@ -124,15 +124,29 @@ class NoveltyDetector(StreamingDetector):
     cooldown : int, default 200
         Observations of quiet time per series after an alert (one incident,
         one alert).
-    escalation : float, optional, default 1.0
+    escalation : float, optional, default 1.5
         During a cooldown, alert again when the score exceeds ``escalation``
-        times the score of the last alert (the incident got worse).
+        times the score of the last alert (a much worse incident; ``None``:
+        never).
+    season : int, default 288
+        Season length in observations (288 = one day of 5-minute data; 24 for
+        hourly data; 0 turns the seasonal gate off). A *rise* (a record of the
+        value or of its one-step jump upwards) only counts when the value is
+        above everything seen at the same time (``+- season_width``) in the
+        last ``season_cycles`` seasons by ``season_margin`` of the past range,
+        scaled like the record margin: a daily batch job's spike that creeps
+        past its old record is not news. Drops and sustained shifts (the
+        rolling-mean view) are never gated.
+    season_width : int, default 6
+    season_margin : float, default 0.05
+    season_cycles : int, default 3
 
     Notes
     -----
     Windows are in observations, not wall time. The defaults were set on
     5-minute data (24 = 2 h, 288 = 1 day, 200 ~ 17 h). State per series:
-    ``mean_window + local_window + lookback + O(1)`` floats.
+    ``mean_window + local_window + lookback + season_cycles * season + O(1)``
+    floats.
     """
 
     default_threshold = 0.5
@@ -151,9 +165,17 @@ class NoveltyDetector(StreamingDetector):
         min_history: int = 50,
         threshold: float | None = None,
         cooldown: int = 200,
-        escalation: float | None = 1.0,
+        escalation: float | None = 1.5,
+        season: int = 288,
+        season_width: int = 6,
+        season_margin: float = 0.05,
+        season_cycles: int = 3,
     ) -> None:
         super().__init__(threshold=threshold, cooldown=cooldown, escalation=escalation)
+        self.season = season
+        self.season_width = season_width
+        self.season_margin = season_margin
+        self.season_cycles = season_cycles
         self.alpha = alpha
         self.mean_window = mean_window
         self.local_window = local_window
@@ -176,6 +198,19 @@ class NoveltyDetector(StreamingDetector):
         self.min_history_ = _positive_int("min_history", self.min_history)
         self.views_ = [_Extremes(n_series) for _ in range(3)]
         self.n_ = np.zeros(n_series, dtype=np.int64)
+        self.season_ = _positive_int("season", self.season, 0)
+        self.season_width_ = _positive_int("season_width", self.season_width, 0)
+        self.season_cycles_ = _positive_int("season_cycles", self.season_cycles)
+        self.season_margin_ = _positive_float("season_margin", self.season_margin)
+        if self.season_ and self.season_width_ >= self.season_:
+            raise ValueError(
+                f"parameter season_width must be < season ({self.season_}), "
+                f"got {self.season_width!r}"
+            )
+        if self.season_:
+            self.season_ring_ = RingBuffer(
+                n_series, self.season_cycles_ * self.season_ + self.season_width_ + 1
+            )
 
     def evidence(self, x: FloatArray, mask: BoolArray) -> FloatArray:
         """Evidence ``e`` of one step (learns the step); see the class docstring."""
@@ -191,9 +226,20 @@ class NoveltyDetector(StreamingDetector):
         n = np.maximum(self.n_, 1).astype(np.float64)
         need = self.margin_ + self.early_margin_ / n
         ex = np.zeros(x.shape[0])
-        for ext, (f, ok) in zip(self.views_, views, strict=True):
-            ex = np.maximum(ex, ext.exceedance(f, ok, self.min_history_))
+        season_ex = self._seasonal_exceedance(x, self.views_[0]) if self.season_ else None
+        for j, (ext, (f, ok)) in enumerate(zip(self.views_, views, strict=True)):
+            ex_j = ext.exceedance(f, ok, self.min_history_)
+            if j < 2 and season_ex is not None:
+                # A rise no higher than the same time in recent seasons (a daily job's
+                # spike) is expected: a new record of the value or of the jump is not
+                # enough. Drops and sustained shifts (the rolling mean) are not gated.
+                rising = f > ext.hi
+                gate = season_ex / self.season_margin_ * need
+                ex_j = np.where(rising, np.minimum(ex_j, gate), ex_j)
+            ex = np.maximum(ex, ex_j)
             ext.learn(f, ok)
+        if season_ex is not None:
+            self.season_ring_.push(x, mask)
 
         # Local surprise against the previous local_window values.
         lv, lvalid = self.local_ring_.window()
@@ -211,6 +257,24 @@ class NoveltyDetector(StreamingDetector):
         e = np.minimum(ex / need, zmax / self.local_z_)
         e[~mask] = 0.0
         return e
+
+    def _seasonal_exceedance(self, x: FloatArray, values: _Extremes) -> FloatArray:
+        """Height of ``x`` above the values of the same time one season ago (+- width),
+        in units of the past range of the values; inf without a season of history."""
+        p, w = self.season_, self.season_width_
+        ring = self.season_ring_
+        lags = np.concatenate(
+            [np.arange(c * p - w, c * p + w + 1) for c in range(1, self.season_cycles_ + 1)]
+        )
+        idx = (ring.pos[:, None] - lags[None, :]) % ring.size
+        hi = ring.buf[ring._rows[:, None], idx].max(axis=1)
+        span = values.hi - values.lo
+        tol = 1e-9 * np.maximum(np.abs(values.hi), np.abs(values.lo)) + 1e-12
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = np.maximum(x - hi, 0.0) / (span + tol)
+        out = np.nan_to_num(out, nan=0.0)
+        out[ring.count < p + w] = np.inf  # one season is enough to start gating
+        return out
 
     def _score(self, x: FloatArray, mask: BoolArray) -> FloatArray:
         return evidence_to_score(self.evidence(x, mask))

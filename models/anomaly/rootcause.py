@@ -320,6 +320,25 @@ class _Periods:
         return mat[:, self.window_pos].sum(axis=1)
 
 
+def _value_codes(col: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Codes ``0..k-1`` of ``col`` at ``rows`` and the value of each code (missing last)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        raw = np.asarray(col.cat.codes)[rows].astype(np.int64)
+        used, codes = np.unique(raw, return_inverse=True)
+        cats = col.cat.categories
+        labels = [str(cats[u]) for u in used if u >= 0]
+        if used.size and used[0] < 0:  # missing sorts first: move it last
+            codes = np.where(codes == 0, len(labels), codes - 1)
+            labels.append(MISSING_VALUE)
+        return codes.astype(np.int64).reshape(-1), labels
+    codes, uniques = pd.factorize(col.iloc[rows], use_na_sentinel=True)
+    labels = [str(u) for u in uniques]
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(labels), codes)
+        labels.append(MISSING_VALUE)
+    return np.asarray(codes, dtype=np.int64), labels
+
+
 def root_cause(
     frame: pd.DataFrame,
     start: Any,
@@ -447,13 +466,12 @@ def root_cause(
     impact = total_actual - total_expected
     direction = 1.0 if impact >= 0 else -1.0
 
-    parts = []
+    # Per dimension, in numpy (this runs once per alert: no frame per dimension).
+    cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("dimension", "value", "expected", "actual", "delta", "surprise")
+    }
     for dim in dims:
-        codes, uniques = pd.factorize(frame[dim].iloc[rows], use_na_sentinel=True)
-        labels = [str(u) for u in uniques]
-        if (codes < 0).any():
-            codes = np.where(codes < 0, len(labels), codes)
-            labels.append(MISSING_VALUE)
+        codes, labels = _value_codes(frame[dim], rows)
         if not labels:
             continue
         mat = np.bincount(codes * n_p + pos, weights=cost, minlength=len(labels) * n_p)
@@ -465,33 +483,27 @@ def root_cause(
         act_tot = np.abs(actual).sum()
         p = np.abs(expected) / exp_tot if exp_tot > 0 else np.zeros_like(expected)
         q = np.abs(actual) / act_tot if act_tot > 0 else np.zeros_like(actual)
-        part = pd.DataFrame(
-            {
-                "dimension": dim,
-                "value": labels,
-                "expected": expected,
-                "actual": actual,
-                "delta": delta,
-                "contribution": direction * delta,
-                "surprise": _surprise(p, q),
-            }
-        )
-        part = part[np.abs(part["delta"]) > 1e-9]
-        part = part.sort_values(["contribution", "surprise"], ascending=[False, False])
-        parts.append(part.head(top_per_dimension))
-    if parts:
-        out = pd.concat(parts, ignore_index=True)
-    else:
-        out = pd.DataFrame(
-            {
-                "dimension": pd.Series([], dtype=object),
-                "value": pd.Series([], dtype=object),
-                **{
-                    c: pd.Series([], dtype="float64")
-                    for c in ("expected", "actual", "delta", "contribution", "surprise")
-                },
-            }
-        )
+        surprise = _surprise(p, q)
+        keep = np.flatnonzero(np.abs(delta) > 1e-9)
+        # Largest contribution first, then the more surprising value.
+        order = keep[np.lexsort((-surprise[keep], -(direction * delta[keep])))][:top_per_dimension]
+        cols["dimension"].append(np.full(order.size, dim, dtype=object))
+        cols["value"].append(np.asarray(labels, dtype=object)[order])
+        cols["expected"].append(expected[order])
+        cols["actual"].append(actual[order])
+        cols["delta"].append(delta[order])
+        cols["surprise"].append(surprise[order])
+    out = pd.DataFrame(
+        {
+            k: (
+                np.concatenate(v)
+                if v
+                else np.array([], dtype=object if k in ("dimension", "value") else float)
+            )
+            for k, v in cols.items()
+        }
+    )
+    out["contribution"] = direction * out["delta"].to_numpy(dtype=float)
     dim_order = {d: i for i, d in enumerate(dims)}
     out["_dim"] = out["dimension"].map(dim_order)
     out = out.sort_values(["contribution", "surprise"], ascending=[False, False])
