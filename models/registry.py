@@ -593,9 +593,15 @@ def _move_champion(client: Any, name: str, version: str) -> None:
 
 def _valid_metric(client: Any, mv: Any, metric: str) -> tuple[float | None, str | None]:
     """The version's metric, or why it cannot be used for promotion."""
-    status = (mv.tags or {}).get("backtest.status")
-    if status == "partial":
-        return None, f"version {mv.version} has a partial or failed backtest"
+    tags = mv.tags or {}
+    if tags.get("backtest.status") == "partial":
+        bad = [
+            k.removeprefix(_METRIC_PREFIX)
+            for k, v in tags.items()
+            if k.startswith(_METRIC_PREFIX) and not _finite(v)
+        ]
+        what = f" (no value for {', '.join(sorted(bad)[:6])})" if bad else ""
+        return None, f"version {mv.version} has a partial or failed backtest{what}"
     value = _version_metrics(client, mv).get(metric)
     if value is None:
         return None, f"version {mv.version} has no backtest metric {metric!r}"

@@ -180,7 +180,7 @@ def test_guardrail_refuses_missing_nan_and_partial_metrics(uri, naive, series):
         tracking_uri=uri,
     )
     d = promote_if_better(name, nan.version, tracking_uri=uri)
-    assert not d.promoted and "partial" in d.reason
+    assert not d.promoted and "partial or failed backtest (no value for total.wape)" in d.reason
     assert not set_champion(name, nan.version, tracking_uri=uri).promoted
     assert alias_version(name, tracking_uri=uri) == good.version
     with pytest.raises(ConfigError, match="margin must be in"):
