@@ -142,7 +142,11 @@ def track(
     metrics: dict[str, float] = {}
     for row in mine.itertuples():
         for m in ("wape", "smape", "mase", "bias", "coverage_80", "coverage_95", "msis"):
-            metrics[f"{m}.{row.level}"] = float(getattr(row, m))
+            value = float(getattr(row, m))
+            # An undefined secondary metric (MASE of an all-zero node) is left out rather
+            # than logged as NaN, which the registry reads as a partial backtest.
+            if math.isfinite(value):
+                metrics[f"{m}.{row.level}"] = value
     team = mine[mine["level"] == "team"]
     if len(team):
         metrics[metric] = float(team[metric].iloc[0])
