@@ -35,6 +35,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["shared", "platform-shared", "common"]
     )
     currency: str = "USD"
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking/registry URI; MLFLOW_TRACKING_URI wins when set; default: an "
+            "embedded SQLite backend under data_dir/mlflow (see models.tracking)."
+        ),
+    )
 
     @field_validator("required_tags")
     @classmethod
