@@ -47,7 +47,7 @@ from forecaster.alerts.rules import (  # noqa: E402
     UntaggedSpend,
 )
 
-console = Console()
+console = Console(width=130)
 MIN_IMPACT = 100.0
 
 

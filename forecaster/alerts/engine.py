@@ -30,9 +30,10 @@ from forecaster.alerts.base import (
 from forecaster.alerts.feedback import FeedbackStore
 from models.anomaly.rootcause import MISSING_VALUE
 
-#: Days of history loaded before ``as_of`` by default: detector warm-up, four-week
-#: baselines and the budget projector's 35 days.
-DEFAULT_HISTORY_DAYS = 70
+#: Days of history loaded before ``as_of`` by default: :class:`CostChange`'s 90-day
+#: record of past excesses over its 14-day envelope (so that a live run alerts as the
+#: replay does), detector warm-up, four-week baselines, the budget projector's 35 days.
+DEFAULT_HISTORY_DAYS = 105
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def load_context(
         Evaluation time (default: the end of the cost data).
     since : timestamp-like, optional
         Report periods completed after it (default: one day before ``as_of``).
-    history_days : int, default 70
+    history_days : int, default 105
         History loaded before ``as_of`` (or before ``since``, when earlier).
     normalise_tags : bool, default True
         Read the ``cost_n`` view (tag value variants merged; see
