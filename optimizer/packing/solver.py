@@ -6,11 +6,14 @@ plan:
 1. :class:`GreedyPortfolio` -- item-centric first/best-fit decreasing over several size
    orderings and bin-type rankings, and bin-centric dot-product / L2 fills, each followed
    by the bin-emptying local search and re-typing. Fast on large inputs.
-2. :class:`ColumnGeneration` -- the Gilmore-Gomory LP bound by column generation, then
+2. :class:`BinElimination` -- a tabu search that cuts one bin at a time from the
+   incumbent (three bins emptied into a pool, copies re-inserted with ejections until the
+   pool fits two bins); it closes most of the gap on inputs of hundreds of copies.
+3. :class:`ColumnGeneration` -- the Gilmore-Gomory LP bound by column generation, then
    the integer master over the generated patterns (price-and-branch). It proves the
    lower bound that the plan reports and, on small and medium inputs, closes most of the
    heuristic gap.
-3. :class:`ExactPatterns` -- on tiny inputs, every feasible pattern is enumerated and
+4. :class:`ExactPatterns` -- on tiny inputs, every feasible pattern is enumerated and
    the integer master is solved to optimality.
 
 Given the same inputs, the plan is the same unless a time limit cuts a phase short
@@ -782,9 +785,9 @@ def solve(
         Wall-clock cap in seconds (> 0). Phases stop early when the plan is proven
         optimal.
     mode : {"auto", "heuristic", "exact"}
-        ``heuristic`` runs the greedy portfolio only; ``auto`` adds column generation
-        (lower bound and price-and-branch); ``exact`` also enumerates every pattern on
-        small inputs to prove optimality.
+        ``heuristic`` runs the greedy portfolio and the bin-cutting search; ``auto`` adds
+        column generation (lower bound and price-and-branch) up to 300 distinct sizes;
+        ``exact`` also enumerates every pattern on small inputs to prove optimality.
     dimensions : sequence of str, optional
         Names of the resource dimensions (default ``d0, d1, ...``).
 
