@@ -1143,7 +1143,7 @@ class CostChange(Rule):
             unit_dim = [self.fallback]
         # Rows attributable to nothing (no cluster, workload or instance type: commitment
         # fees, support) are account-level charges, not a workload's level.
-        known = np.zeros(len(df), dtype=bool)
+        known = np.zeros(len(df), dtype=bool) if parts else np.ones(len(df), dtype=bool)
         for p in parts:
             known |= p >= 0
         parts = [p[known] for p in parts]

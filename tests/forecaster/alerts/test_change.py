@@ -131,3 +131,12 @@ def test_load_context_keys_split_cost_by_workload(tmp_path: object) -> None:
     found = CostChange().evaluate(ctx)
     assert [a.scope.get("workload_id") for a in found] == ["eks-test/web/api"]
     assert found[0].scope["team"] == "beta"
+
+
+def test_a_frame_without_dimensions_is_watched_as_one_series() -> None:
+    ds = pd.date_range("2025-01-01", periods=24 * 30, freq="h", tz="UTC")
+    cost = np.full(len(ds), 5.0)
+    cost[24 * 25 :] = 50.0
+    found = changes(pd.DataFrame({"ds": ds, "effective_cost": cost}))
+    assert [(a.scope, a.period_start) for a in found] == [({}, ds[24 * 25])]
+    assert found[0].expected == pytest.approx(5.0) and found[0].actual == pytest.approx(50.0)
