@@ -1305,7 +1305,12 @@ class CostChange(Rule):
             if daily >= self.warning_impact
             else "info"
         )
-        label = ", ".join(f"{k}={v}" for k, v in scope.items()) or "all spend"
+        # A workload id already names its cluster and namespace.
+        label = (
+            f"workload {scope['workload_id']}"
+            if "workload_id" in scope
+            else ", ".join(f"{k}={v}" for k, v in scope.items()) or "all spend"
+        )
         new = expected <= 0
         what = "New spend" if new else "Cost up"
         vs = (
