@@ -18,6 +18,7 @@ import importlib.util
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -388,14 +389,19 @@ def heuristic_pricing(
         seeds = np.flatnonzero(fits & (pi > EPS))
         if seeds.size == 0:
             continue
-        if seeds.size > 400:
-            seeds = seeds[np.argsort(-pi[seeds], kind="stable")[:400]]
+        # Each greedy fill adds one copy per pass over (seeds, groups, dims): bound the
+        # work when patterns are long (many small copies per bin).
+        length = float(np.minimum(grp.per_bin[fits, t], grp.counts[fits]).sum())
+        length = min(length, float(1.0 / max(float(sn[fits].max(axis=1).mean()), 1e-6)) * 2)
+        cap = int(max(20, min(400, 3e6 / max(len(pi) * sn.shape[1] * length, 1.0))))
+        if seeds.size > cap:
+            seeds = seeds[np.argsort(-pi[seeds], kind="stable")[:cap]]
         cands = []
         for measure in (sn.sum(axis=1), sn.max(axis=1)):
             ratio = pi / np.maximum(measure, 1e-12)
             ratio = np.where(fits, ratio, -np.inf)
             cands.append(_greedy_patterns(grp, t, pi, ratio, seeds))
-        pairs = _pair_patterns(grp, t, pi, 0.0, 4 * top)
+        pairs = _pair_patterns(grp, t, pi, 0.0, min(4 * top, cap))
         if pairs.shape[0]:
             ratio = pi / np.maximum(sn.sum(axis=1), 1e-12)
             _complete(grp, t, pairs, np.where(fits, ratio, -np.inf), pi)
@@ -562,11 +568,16 @@ def column_generation(
     z, x = math.inf, np.zeros(0)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - iteration count is reported
+    last_pricing = 0.0
+    for it in range(1, max_iter + 1):
         z, x, pi, mu = master.solve()
         if round_bound(best_bound, unit) >= incumbent - 1e-9:
             break
+        if it > 1 and remaining() < last_pricing:
+            break  # another pricing round would run past the time share
+        started = time.perf_counter()
         cols = heuristic_pricing(grp, pi, mu, top)
+        last_pricing = time.perf_counter() - started
         if cols:
             for _, t, p in cols:
                 pool.add(t, p)

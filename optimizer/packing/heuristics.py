@@ -502,7 +502,8 @@ class _Eliminator:
                 return None
             if self.slots.shape[1] != width:
                 width = self.slots.shape[1]
-                e = _subsets(width, max_eject)
+                # Pairs of a very full bin are too many to scan each step: single ejections.
+                e = _subsets(width, max_eject if width <= 40 else 1)
                 esize = e.sum(axis=1)
                 room = np.zeros((self.x.shape[1], bins.size, e.shape[0]))
                 noise = 1e-7 * self.rng.random((bins.size, e.shape[0]))
