@@ -169,6 +169,26 @@ class AnomalySpec(_Strict):
     min_impact: float = Field(default=5.0, ge=0)
 
 
+class ChangeSpec(_Strict):
+    """``changes``: cost level changes per workload (:class:`CostChange`), within hours."""
+
+    enabled: bool = True
+    persist_hours: int = Field(default=2, ge=1, le=48)
+    min_daily_impact: float = Field(default=48.0, ge=0)
+    rel: float = Field(default=0.25, ge=0)
+    history_days: int = Field(default=14, ge=1, le=90)
+    sustain_hours: int = Field(default=2, ge=0, le=168)
+
+    def rule(self) -> CostChange:
+        return CostChange(
+            persist=self.persist_hours,
+            min_daily_impact=self.min_daily_impact,
+            rel=self.rel,
+            history_days=self.history_days,
+            sustain_hours=self.sustain_hours,
+        )
+
+
 class KnownEventSpec(_Strict):
     """``known_events[]``: planned activities whose alerts are suppressed."""
 
@@ -217,6 +237,7 @@ class Policy(_Strict):
     daily_spend: list[DailySpendSpec] = Field(default_factory=list)
     spikes: SpikeSpec | None = None
     anomaly: AnomalySpec | None = None
+    changes: ChangeSpec | None = None
     known_events: list[KnownEventSpec] = Field(default_factory=list)
 
     @field_validator("budgets")
@@ -279,6 +300,8 @@ class Policy(_Strict):
                 out.append(
                     CostAnomaly(by=a.by, include_total=a.include_total, min_impact=a.min_impact)
                 )
+            if self.changes is not None and self.changes.enabled:
+                out.append(self.changes.rule())
         return out
 
     @property

@@ -133,3 +133,17 @@ daily_spend:
     assert by_rule["idle_resource"].severity == "critical"
     assert by_rule["idle_resource"].owner == "alpha-oncall"
     assert ev.alerts[0].severity == "critical"  # worst first
+
+
+def test_changes_section_compiles_to_cost_change_and_checks_values(tmp_path: Path) -> None:
+    from forecaster.alerts.rules import CostChange
+
+    pol = parse_policy("changes:\n  persist_hours: 3\n  min_daily_impact: 100\n")
+    rules = [r for r in pol.rules() if isinstance(r, CostChange)]
+    assert len(rules) == 1 and rules[0].persist == 3 and rules[0].min_daily_impact == 100.0
+    assert not any(isinstance(r, CostChange) for r in pol.rules(detection=False))
+    assert not parse_policy("changes:\n  enabled: false\n").rules()
+    bad = tmp_path / "p.yaml"
+    bad.write_text("changes:\n  persist_hours: 0\n")
+    with pytest.raises(PolicyError, match=r"line 2, key changes.persist_hours"):
+        load_policy(bad)
