@@ -41,6 +41,7 @@ from forecaster.alerts.feedback import FeedbackStore
 from forecaster.alerts.policies import Policy, check_policy, default_rules, load_policy
 from forecaster.alerts.rules import (
     CostAnomaly,
+    CostChange,
     DailySpendThreshold,
     IdleResources,
     SpendSpike,
@@ -55,6 +56,7 @@ __all__ = [
     "BudgetForecast",
     "BudgetThreshold",
     "CostAnomaly",
+    "CostChange",
     "DailySpendThreshold",
     "Dispatcher",
     "Evaluation",

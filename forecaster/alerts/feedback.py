@@ -34,7 +34,7 @@ from features.exceptions import ConfigError
 from forecaster.alerts.base import Alert, KnownEvent
 
 #: Rules whose alerts a known event from feedback explains (not budgets or policies).
-DETECTION_RULES: tuple[str, ...] = ("cost_anomaly", "spend_spike", "daily_spend")
+DETECTION_RULES: tuple[str, ...] = ("cost_change", "cost_anomaly", "spend_spike", "daily_spend")
 
 
 @dataclass(frozen=True)

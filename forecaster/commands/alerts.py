@@ -198,7 +198,7 @@ def alerts(
         Path | None,
         typer.Option(
             "--policy",
-            help="Policy file (YAML); default rules: anomaly detection, spikes, untagged spend, idle GPUs.",
+            help="Policy file (YAML); default rules: cost changes per workload, idle GPUs, untagged spend.",
         ),
     ] = None,
     webhook_url: Annotated[
