@@ -142,16 +142,16 @@ def _print_labels(run: PipelineRun, store: Path) -> None:
     with Store(store, read_only=True) as st:
         labels = st.read_result("anomaly_labels", run.run_id)
     t = Table(title="Injected anomalies: found and missed", title_justify="left")
-    for col in ("anomaly", "kind", "start", "team", "workload", "impact", "found", "latency"):
-        t.add_column(col, justify="right" if col in ("impact", "latency") else "left")
+    for col in ("id", "kind", "start (UTC)", "team", "workload", "impact", "found", "after"):
+        t.add_column(col, justify="right" if col in ("impact", "after") else "left")
     for r in labels.sort_values("start").itertuples():
         found = bool(r.found)
         t.add_row(
             str(r.anomaly_id),
-            str(getattr(r, "kind", "")),
-            f"{r.start:%Y-%m-%d %H:%M}",
+            str(getattr(r, "kind", "")).replace("_", " ").replace("runaway ", ""),
+            f"{r.start:%m-%d %H:%M}",
             str(r.team),
-            str(r.workload_id),
+            str(r.workload_id).rsplit("/", 1)[-1],
             _money(getattr(r, "expected_extra_cost", None)),
             "[green]found[/]" if found else "[red]missed[/]",
             f"{r.latency_h:.0f} h" if found else "-",
