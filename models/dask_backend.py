@@ -79,6 +79,23 @@ def _require_dask() -> None:
         )
 
 
+def _worker_environ() -> dict[str, Any]:
+    """Environment of the worker processes of the LocalCluster this backend starts.
+
+    Dask's nannies set ``MALLOC_TRIM_THRESHOLD_``; setting it freezes glibc's
+    mmap threshold at 128 KiB, so every temporary numpy array above that is
+    mapped and unmapped again: the vectorised models (thousands of ~1 MiB
+    temporaries per partition) ran 2-3x slower on the workers than in a plain
+    process. A 64 MiB mmap threshold restores heap reuse for them (measured:
+    10k series, 42.6 s -> 13.9 s). A value the user configured is kept.
+    """
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.setdefault("MALLOC_MMAP_THRESHOLD_", 64 * 2**20)
+    return environ
+
+
 class DaskBackend:
     """Run forecasting, backtesting and detection on a Dask cluster.
 
@@ -87,7 +104,9 @@ class DaskBackend:
     scheduler_address : str, optional
         ``tcp://host:port`` of a running scheduler. Workers must see the same
         files as the client for :class:`~models.backends.SeriesPartitions`
-        and ``output=`` folders (a shared or object-store path).
+        and ``output=`` folders (a shared or object-store path). Start its
+        workers with ``MALLOC_MMAP_THRESHOLD_=67108864`` in their environment
+        (see :func:`_worker_environ`).
     client : distributed.Client, optional
         An existing client (not closed by :meth:`close`).
     n_workers, threads_per_worker : int
@@ -135,12 +154,15 @@ class DaskBackend:
                     f"{scheduler_address!r} ({exc})"
                 ) from None
         else:
-            self._cluster = LocalCluster(
-                n_workers=int(n_workers),
-                threads_per_worker=int(threads_per_worker),
-                processes=True,
-                dashboard_address=None,
-            )
+            import dask
+
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+                self._cluster = LocalCluster(
+                    n_workers=int(n_workers),
+                    threads_per_worker=int(threads_per_worker),
+                    processes=True,
+                    dashboard_address=None,
+                )
             self.client = Client(self._cluster)
 
     def __repr__(self) -> str:
