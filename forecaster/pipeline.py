@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,16 +34,8 @@ StageName = Literal[
     "scenarios",
     "report",
 ]
-ALL_STAGES: tuple[StageName, ...] = (
-    "governance",
-    "forecast",
-    "track",
-    "load_forecast",
-    "detect",
-    "optimize",
-    "scenarios",
-    "report",
-)
+#: The stages in the order they run.
+ALL_STAGES: tuple[StageName, ...] = get_args(StageName)
 
 #: The example scenarios shipped with the project (used when a config names none).
 EXAMPLE_SCENARIOS = Path(__file__).resolve().parents[1] / "examples" / "scenarios"

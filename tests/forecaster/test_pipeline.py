@@ -13,7 +13,7 @@ from features.readers.cur import read_cur
 from features.readers.focus import read_focus
 from features.readers.metrics import read_utilization
 from features.store import Store
-from forecaster.pipeline import PipelineConfig, load_config, run_pipeline
+from forecaster.pipeline import ALL_STAGES, PipelineConfig, load_config, run_pipeline
 
 TAGS = ["Environment", "Team", "Project", "CostCenter", "Owner"]
 
@@ -35,16 +35,7 @@ def run(fleet: tuple[DemoManifest, Path]):
     manifest, path = fleet
     cfg = PipelineConfig(
         labels=manifest.labels_path,
-        stages=[
-            "governance",
-            "forecast",
-            "track",
-            "load_forecast",
-            "detect",
-            "optimize",
-            "scenarios",
-            "report",
-        ],
+        stages=list(ALL_STAGES),
         scenario_months=2,
         model_name="pipeline-test",
         tracking_uri=f"sqlite:///{path.parent / 'mlflow.db'}",
@@ -68,16 +59,7 @@ def test_every_stage_runs_and_reports(run) -> None:
     result, seen, _ = run
     assert result.ok, result.to_dict()
     names = [s.name for s in result.stages]
-    assert names == [
-        "governance",
-        "forecast",
-        "track",
-        "load_forecast",
-        "detect",
-        "optimize",
-        "scenarios",
-        "report",
-    ]
+    assert tuple(names) == ALL_STAGES
     assert seen[0] == ("governance", "start") and ("optimize", "done") in seen
 
 
