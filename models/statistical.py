@@ -371,7 +371,7 @@ def _mstl_fit_one(
         y = y[-max_history:]
     if _is_constant(y):
         return {"kind": "constant", "value": float(y[-1])}
-    usable = sorted(p for p in periods if p > 1 and len(y) >= 2 * p)
+    usable = sorted(p for p in periods if p > 1 and len(y) > 2 * p)
     cycles: list[np.ndarray] = []
     adjusted = y
     if usable:

@@ -27,6 +27,7 @@ from models import (
     LGBMForecaster,
     Naive,
     SeasonalNaive,
+    VectorizedETS,
 )
 
 from .builders import make_series
@@ -44,6 +45,7 @@ FACTORIES: dict[str, Callable[[], BaseForecaster]] = {
     "arima": lambda: AutoARIMA(max_p=1, max_q=1, seasonal=False, max_iter=2, n_jobs=1),
     "mstl": lambda: MSTL(n_jobs=1),
     "lgbm": _small_lgbm,
+    "vets": lambda: VectorizedETS(horizon=7),
     "auto": lambda: AutoForecaster(
         models=[_small_lgbm(), "seasonal_naive"], horizon=7, n_jobs=1, seed=0
     ),

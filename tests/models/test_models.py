@@ -152,3 +152,19 @@ def test_mstl_update_keeps_the_trend_model() -> None:
         np.testing.assert_array_equal(a["params"], b["params"])
     assert [len(s["adjusted"]) for s in model.states_] == [60, 60]
     assert len(model.predict(5)) == 10
+
+
+def test_mstl_on_exactly_two_years_of_daily_data() -> None:
+    # statsmodels drops a period unless the series is longer than two of it; a 730-day
+    # series must not keep the yearly period (it used to crash with an IndexError).
+    import numpy as np
+    import pandas as pd
+
+    from models import MSTL
+
+    ds = pd.date_range("2023-01-01", periods=730, freq="D", tz="UTC")
+    t = np.arange(730)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 7) + 5 * np.sin(2 * np.pi * t / 365.25)
+    df = pd.DataFrame({"unique_id": "a", "ds": ds, "y": y})
+    fc = MSTL(n_jobs=1, seasonal_periods=[7, 365]).fit(df).predict(14)
+    assert len(fc) == 14 and np.isfinite(fc["yhat"]).all()
