@@ -50,6 +50,7 @@ __all__ = [
     "PER_SERIES_MODELS",
     "Backend",
     "LocalBackend",
+    "PartitionBackend",
     "SeriesPartitions",
     "cross_validation_partition",
     "detect_partition",
@@ -329,10 +330,29 @@ def forecast_partition(
 
     The same function runs in this process (local backend) and on Dask workers.
     """
+    return _fit_forecast(ref, model.clone, h, levels, id_col, time_col, target_col, output, index)
+
+
+def _fit_forecast(
+    ref: pd.DataFrame | str | Path,
+    new_model: Callable[[], BaseForecaster],
+    h: int,
+    levels: Sequence[int],
+    id_col: str,
+    time_col: str,
+    target_col: str,
+    output: str | Path | None = None,
+    index: int = 0,
+) -> pd.DataFrame | int:
+    """Fit ``new_model()`` on one partition and forecast ``h`` steps.
+
+    :func:`forecast_partition` passes ``model.clone``; the Dask LightGBM passes a
+    factory of estimators that install boosters trained over every partition.
+    """
     part = load_partition(ref)
     if len(part) == 0:
         return _finish(_empty_forecast(id_col, time_col, levels), output, index)
-    est = model.clone()
+    est = new_model()
     est.fit(part, id_col=id_col, time_col=time_col, target_col=target_col)
     out = est.predict(h, level=levels)
     return _finish(_normalise_forecast(out, id_col, time_col, part[id_col]), output, index)
@@ -483,21 +503,16 @@ def _check_output(output: str | Path | None) -> Path | None:
     return out
 
 
-class LocalBackend:
-    """Run in this process (and, for partitioned data, in ``n_jobs`` worker processes).
+class PartitionBackend:
+    """What every backend shares: checks, partition functions, and how results are gathered.
 
-    Parameters
-    ----------
-    n_jobs : int
-        Worker processes over partitions of a :class:`SeriesPartitions` folder
-        (``-1``: all CPUs). A pandas frame is given to the model whole: its
-        own ``n_jobs`` decides its parallelism.
+    A subclass says where partitions run: :meth:`partitions` turns the data into
+    references a worker can load (frames, futures or parquet paths) and
+    :meth:`_map` runs a partition function over them. :meth:`_in_process`
+    names the data it gives to the model whole, in this process, instead.
     """
 
-    name = "local"
-
-    def __init__(self, *, n_jobs: int = 1) -> None:
-        self.n_jobs = n_jobs
+    name: str
 
     def __enter__(self) -> Self:
         return self
@@ -511,21 +526,41 @@ class LocalBackend:
         self.close()
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Release what the backend started (a cluster, a client)."""
 
-    def __repr__(self) -> str:
-        return f"LocalBackend(n_jobs={self.n_jobs})"
+    # --------------------------------------------------------------- hooks
+    def partitions(self, data: SeriesData, id_col: str, *, keep_row: bool = False) -> list[Any]:
+        """References to partitions of whole series."""
+        raise NotImplementedError
 
-    def _run_partitions(
+    def _map(
         self,
         func: Callable[..., pd.DataFrame | int],
-        data: SeriesPartitions,
+        refs: Sequence[Any],
         args: tuple[Any, ...],
         output: Path | None,
-    ) -> list[pd.DataFrame | int]:
-        items = [(f, i) for i, f in enumerate(data.files)]
-        return parallel_map(_call_item, items, self.n_jobs, func, args, output, min_items_per_job=1)
+    ) -> list[Any]:
+        """``func(ref, *args, output, index)`` for every partition reference."""
+        raise NotImplementedError
 
+    def _in_process(self, data: SeriesData) -> pd.DataFrame | None:
+        """The frame to run whole in this process, or None to run ``data`` by partitions."""
+        return None
+
+    def _map_forecast(
+        self,
+        model: BaseForecaster,
+        refs: Sequence[Any],
+        args: tuple[Any, ...],
+        output: Path | None,
+    ) -> list[Any]:
+        return self._map(forecast_partition, refs, args, output)
+
+    def _input_order(self, result: pd.DataFrame) -> pd.DataFrame:
+        """Detections gathered from partitions, in the order the caller expects."""
+        return result
+
+    # ----------------------------------------------------------------- API
     def forecast(
         self,
         model: BaseForecaster,
@@ -542,15 +577,12 @@ class LocalBackend:
         h = check_horizon(h)
         levels = validate_levels(level)
         out = _check_output(output)
-        if isinstance(data, SeriesPartitions):
-            args = (model, h, levels, id_col, time_col, target_col)
-            parts = self._run_partitions(forecast_partition, data, args, out)
-            return _collect(parts, out, id_col, time_col)
-        result = forecast_partition(
-            _as_pandas(data), model, h, levels, id_col, time_col, target_col
-        )
-        assert isinstance(result, pd.DataFrame)
-        return _write_whole(result, out)
+        args = (model, h, levels, id_col, time_col, target_col)
+        frame = self._in_process(data)
+        if frame is not None:
+            return _write_whole(_frame(forecast_partition(frame, *args)), out)
+        parts = self._map_forecast(model, self.partitions(data, id_col), args, out)
+        return _collect(parts, out, id_col, time_col)
 
     def cross_validation(
         self,
@@ -566,20 +598,17 @@ class LocalBackend:
         time_col: str = "ds",
         target_col: str = "y",
     ) -> pd.DataFrame | Path:
-        """Rolling-origin backtest (see :class:`Backend`)."""
+        """Rolling-origin backtest, partition by partition (see :class:`Backend`)."""
         h = check_horizon(h)
         levels = validate_levels(level)
         out = _check_output(output)
-        if isinstance(data, SeriesPartitions):
-            args = (model, h, n_windows, step, levels, id_col, time_col, target_col)
-            parts = self._run_partitions(cross_validation_partition, data, args, out)
-            return _collect(parts, out, id_col, time_col, extra=("cutoff",))
-        frame = _as_pandas(data)
-        result = cross_validation_partition(
-            frame, model, h, n_windows, step, levels, id_col, time_col, target_col
-        )
-        assert isinstance(result, pd.DataFrame)
-        return _write_whole(sort_like_local(result, id_col, time_col, ("cutoff",)), out)
+        args = (model, h, n_windows, step, levels, id_col, time_col, target_col)
+        frame = self._in_process(data)
+        if frame is not None:
+            result = _frame(cross_validation_partition(frame, *args))
+            return _write_whole(sort_like_local(result, id_col, time_col, ("cutoff",)), out)
+        parts = self._map(cross_validation_partition, self.partitions(data, id_col), args, out)
+        return _collect(parts, out, id_col, time_col, extra=("cutoff",))
 
     def detect(
         self,
@@ -594,18 +623,59 @@ class LocalBackend:
     ) -> pd.DataFrame | Path:
         """Score every row with ``detector`` (see :class:`Backend`)."""
         out = _check_output(output)
-        if isinstance(data, SeriesPartitions):
-            args = (detector, threshold, id_col, time_col, target_col)
-            parts = self._run_partitions(detect_partition, data, args, out)
-            if out is not None:
-                return out
-            frames = [p for p in parts if isinstance(p, pd.DataFrame)]
-            return pd.concat(frames, ignore_index=True)
-        result = detect_partition(
-            _as_pandas(data), detector, threshold, id_col, time_col, target_col
-        )
-        assert isinstance(result, pd.DataFrame)
-        return _write_whole(result, out)
+        args = (detector, threshold, id_col, time_col, target_col)
+        frame = self._in_process(data)
+        if frame is not None:
+            return _write_whole(_frame(detect_partition(frame, *args)), out)
+        refs = self.partitions(data, id_col, keep_row=isinstance(data, pd.DataFrame))
+        parts = self._map(detect_partition, refs, args, out)
+        if out is not None:
+            return out
+        frames = [p for p in parts if isinstance(p, pd.DataFrame)]
+        return self._input_order(pd.concat(frames, ignore_index=True))
+
+
+class LocalBackend(PartitionBackend):
+    """Run in this process (and, for partitioned data, in ``n_jobs`` worker processes).
+
+    Parameters
+    ----------
+    n_jobs : int
+        Worker processes over partitions of a :class:`SeriesPartitions` folder
+        (``-1``: all CPUs). A pandas frame is given to the model whole: its
+        own ``n_jobs`` decides its parallelism.
+    """
+
+    name = "local"
+
+    def __init__(self, *, n_jobs: int = 1) -> None:
+        self.n_jobs = n_jobs
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(n_jobs={self.n_jobs})"
+
+    def partitions(self, data: SeriesData, id_col: str, *, keep_row: bool = False) -> list[Any]:
+        """The partition files of a :class:`SeriesPartitions` folder."""
+        return list(data.files)
+
+    def _in_process(self, data: SeriesData) -> pd.DataFrame | None:
+        return None if isinstance(data, SeriesPartitions) else _as_pandas(data)
+
+    def _map(
+        self,
+        func: Callable[..., pd.DataFrame | int],
+        refs: Sequence[Any],
+        args: tuple[Any, ...],
+        output: Path | None,
+    ) -> list[Any]:
+        items = [(f, i) for i, f in enumerate(refs)]
+        return parallel_map(_call_item, items, self.n_jobs, func, args, output, min_items_per_job=1)
+
+
+def _frame(result: pd.DataFrame | int) -> pd.DataFrame:
+    # A partition function returns a frame when it was given no output folder.
+    assert isinstance(result, pd.DataFrame)
+    return result
 
 
 def _call_item(

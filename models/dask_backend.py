@@ -37,31 +37,23 @@ import importlib.util
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from features.exceptions import ConfigError
-from features.schema import validate_levels
 from models.backends import (
     ROW_COL,
     SERIES_PER_PARTITION,
+    PartitionBackend,
     SeriesData,
     SeriesPartitions,
-    _check_output,
-    _collect,
-    cross_validation_partition,
-    detect_partition,
-    forecast_partition,
+    _fit_forecast,
     split_frame,
 )
-from models.base import BaseForecaster, check_horizon
+from models.base import BaseForecaster
 from models.lgbm import LGBMForecaster
-
-if TYPE_CHECKING:
-    from models.anomaly.base import StreamingDetector
 
 __all__ = ["DASK_INSTALLED", "DaskBackend"]
 
@@ -96,7 +88,7 @@ def _worker_environ() -> dict[str, Any]:
     return environ
 
 
-class DaskBackend:
+class DaskBackend(PartitionBackend):
     """Run forecasting, backtesting and detection on a Dask cluster.
 
     Parameters
@@ -169,17 +161,6 @@ class DaskBackend:
         where = self.scheduler_address or ("LocalCluster" if self._cluster else "client")
         return f"DaskBackend({where})"
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         """Close the client and the cluster this backend started."""
         if self._own_client and self.client is not None:
@@ -220,96 +201,50 @@ class DaskBackend:
         args: tuple[Any, ...],
         output: Path | None,
     ) -> list[Any]:
-        futures = self.client.map(
-            _call,
-            refs,
-            range(len(refs)),
-            fn=func,
-            args=args,
-            output=None if output is None else str(output),
-            pure=False,
-        )
-        return list(self.client.gather(futures))
+        return _client_map(self.client, func, refs, args, output)
 
-    # ------------------------------------------------------------------ API
-    def forecast(
+    def _map_forecast(
         self,
         model: BaseForecaster,
-        data: SeriesData,
-        h: int,
-        *,
-        level: Sequence[int] = (80, 95),
-        output: str | Path | None = None,
-        id_col: str = "unique_id",
-        time_col: str = "ds",
-        target_col: str = "y",
-    ) -> pd.DataFrame | Path:
-        """Fit ``model`` and forecast ``h`` steps (see :class:`models.backends.Backend`).
-
-        LightGBM trains once over every partition (``lightgbm.dask``); other
-        models are fitted partition by partition.
-        """
-        h = check_horizon(h)
-        levels = validate_levels(level)
-        out = _check_output(output)
-        refs = self.partitions(data, id_col)
+        refs: Sequence[Any],
+        args: tuple[Any, ...],
+        output: Path | None,
+    ) -> list[Any]:
+        # LightGBM trains once over every partition (lightgbm.dask); other models
+        # are fitted partition by partition.
         if type(model).name == "lgbm":
-            parts = forecast_lgbm(
-                self.client, model, refs, h, levels, id_col, time_col, target_col, out
+            _, h, levels, id_col, time_col, target_col = args
+            return forecast_lgbm(
+                self.client, model, refs, h, levels, id_col, time_col, target_col, output
             )
-        else:
-            args = (model, h, levels, id_col, time_col, target_col)
-            parts = self._map(forecast_partition, refs, args, out)
-        return _collect(parts, out, id_col, time_col)
+        return super()._map_forecast(model, refs, args, output)
 
-    def cross_validation(
-        self,
-        model: BaseForecaster,
-        data: SeriesData,
-        h: int,
-        n_windows: int = 1,
-        step: int | None = None,
-        *,
-        level: Sequence[int] = (80, 95),
-        output: str | Path | None = None,
-        id_col: str = "unique_id",
-        time_col: str = "ds",
-        target_col: str = "y",
-    ) -> pd.DataFrame | Path:
-        """Rolling-origin backtest, partition by partition (see ``Backend``)."""
-        h = check_horizon(h)
-        levels = validate_levels(level)
-        out = _check_output(output)
-        refs = self.partitions(data, id_col)
-        args = (model, h, n_windows, step, levels, id_col, time_col, target_col)
-        parts = self._map(cross_validation_partition, refs, args, out)
-        return _collect(parts, out, id_col, time_col, extra=("cutoff",))
-
-    def detect(
-        self,
-        detector: StreamingDetector,
-        data: SeriesData,
-        *,
-        threshold: float | None = None,
-        output: str | Path | None = None,
-        id_col: str = "unique_id",
-        time_col: str = "ds",
-        target_col: str = "y",
-    ) -> pd.DataFrame | Path:
-        """Score every row; a pandas input comes back in input order."""
-        out = _check_output(output)
-        keep_row = isinstance(data, pd.DataFrame)
-        refs = self.partitions(data, id_col, keep_row=keep_row)
-        args = (detector, threshold, id_col, time_col, target_col)
-        parts = self._map(detect_partition, refs, args, out)
-        if out is not None:
-            return out
-        frames = [p for p in parts if isinstance(p, pd.DataFrame)]
-        result = pd.concat(frames, ignore_index=True)
+    def _input_order(self, result: pd.DataFrame) -> pd.DataFrame:
+        # A pandas input was split with its row positions: give its rows back in input order.
         if ROW_COL in result.columns:
             result = result.sort_values(ROW_COL, kind="stable").drop(columns=ROW_COL)
             result = result.reset_index(drop=True)
         return result
+
+
+def _client_map(
+    client: Any,
+    func: Callable[..., pd.DataFrame | int],
+    refs: Sequence[Any],
+    args: tuple[Any, ...],
+    output: Path | None,
+) -> list[Any]:
+    """Run ``func(ref, *args, output, index)`` on the workers and gather the results."""
+    futures = client.map(
+        _call,
+        refs,
+        range(len(refs)),
+        fn=func,
+        args=args,
+        output=None if output is None else str(output),
+        pure=False,
+    )
+    return list(client.gather(futures))
 
 
 def _call(
@@ -338,6 +273,12 @@ class PretrainedLGBM(LGBMForecaster):
 
     _boosters: dict[str, Any]
     _role: str = "full"
+
+    def fresh(self) -> PretrainedLGBM:
+        """An unfitted copy that installs the full booster (what a partition fits)."""
+        est = type(self)(**self.get_params())
+        est._boosters = self._boosters
+        return est
 
     def clone(self, **overrides: Any) -> Self:
         copy = super().clone(**overrides)
@@ -502,36 +443,5 @@ def forecast_lgbm(
         boosters["holdout"] = _train_dask(client, model, refs, drop, cols)
     pretrained = PretrainedLGBM(**model.get_params())
     pretrained._boosters = boosters
-    futures = client.map(
-        _call,
-        refs,
-        range(len(refs)),
-        fn=_forecast_pretrained,
-        args=(pretrained, h, levels, id_col, time_col, target_col),
-        output=None if output is None else str(output),
-        pure=False,
-    )
-    return list(client.gather(futures))
-
-
-def _forecast_pretrained(
-    ref: Any,
-    model: Any,
-    h: int,
-    levels: list[int],
-    id_col: str,
-    time_col: str,
-    target_col: str,
-    output: str | None,
-    index: int,
-) -> pd.DataFrame | int:
-    from models.backends import _empty_forecast, _finish, _normalise_forecast, load_partition
-
-    part = load_partition(ref)
-    if len(part) == 0:
-        return _finish(_empty_forecast(id_col, time_col, levels), output, index)
-    est = type(model)(**model.get_params())
-    est._boosters = model._boosters
-    est.fit(part, id_col=id_col, time_col=time_col, target_col=target_col)
-    out = est.predict(h, level=levels)
-    return _finish(_normalise_forecast(out, id_col, time_col, part[id_col]), output, index)
+    args = (pretrained.fresh, h, levels, id_col, time_col, target_col)
+    return _client_map(client, _fit_forecast, refs, args, output)
