@@ -191,7 +191,6 @@ def ingest_s3_cmd(
 ) -> None:
     """Ingest a CUR 2.0 or FOCUS data export straight from S3 (new or changed periods only)."""
     from features.readers.aws.s3_exports import ingest_s3_export
-
     from features.store import Store
 
     opts = _aws(endpoint_url, region, profile, max_attempts, retry_mode)
@@ -250,7 +249,6 @@ def ingest_cloudwatch_cmd(
     """Ingest ECS and EKS utilization (Container Insights) from CloudWatch get_metric_data."""
     from features.readers.aws.cloudwatch import read_cloudwatch
     from features.readers.aws.inventory import discover
-
     from features.store import Store
 
     opts = _aws(endpoint_url, region, profile, max_attempts, retry_mode)
