@@ -9,6 +9,8 @@ follow the standard AWS environment (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -61,6 +63,20 @@ def _aws(
         )
     except ForecasterError as exc:
         fail(str(exc))
+
+
+@contextmanager
+def _reading(json_: bool, label: str, total: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """A progress bar (hidden with ``--json``) and its task; a ForecasterError inside fails.
+
+    Every live source shows its progress and ends an error in one line the same way.
+    """
+    with progress(enabled=not json_) as bar:
+        task = bar.add_task(label, total=total)
+        try:
+            yield bar, task
+        except ForecasterError as exc:
+            fail(str(exc))
 
 
 def _day(text: str | None, name: str) -> date | None:
@@ -136,8 +152,7 @@ def ingest_cost_explorer_cmd(
     except ForecasterError as exc:
         fail(str(exc))
     settings = _settings(store)
-    with progress(enabled=not json_) as bar:
-        task = bar.add_task("Cost Explorer: requesting", total=None)
+    with _reading(json_, "Cost Explorer: requesting") as (bar, task):
 
         def on_page(request: int, page: int) -> None:
             bar.update(
@@ -146,18 +161,15 @@ def ingest_cost_explorer_cmd(
                 description=f"Cost Explorer: request {request + 1}, page {page}",
             )
 
-        try:
-            with Store(settings.store_path) as st:
-                report = ingest_cost_explorer(
-                    st,
-                    query,
-                    options=opts,
-                    incremental=not full,
-                    restate_days=restate_days,
-                    on_page=on_page,
-                )
-        except ForecasterError as exc:
-            fail(str(exc))
+        with Store(settings.store_path) as st:
+            report = ingest_cost_explorer(
+                st,
+                query,
+                options=opts,
+                incremental=not full,
+                restate_days=restate_days,
+                on_page=on_page,
+            )
         bar.update(task, description="Cost Explorer: stored", total=1, completed=1)
     _print_report(report, json_)
 
@@ -196,28 +208,24 @@ def ingest_s3_cmd(
     opts = _aws(endpoint_url, region, profile, max_attempts, retry_mode)
     settings = _settings(store)
     cache = cache_dir or Path(settings.store_path).parent / "s3-cache"
-    with progress(enabled=not json_) as bar:
-        task = bar.add_task("S3 export: listing", total=None)
+    with _reading(json_, "S3 export: listing") as (bar, task):
 
         def on_file(done: int, total: int, key: str) -> None:
             bar.update(
                 task, total=total, completed=done, description=f"S3: {key.rsplit('/', 1)[-1]}"
             )
 
-        try:
-            with Store(settings.store_path) as st:
-                report = ingest_s3_export(
-                    st,
-                    uri,
-                    fmt=format_,
-                    cache_dir=cache,
-                    billing_periods=billing_period or None,
-                    force=force,
-                    options=opts,
-                    on_file=on_file,
-                )
-        except ForecasterError as exc:
-            fail(str(exc))
+        with Store(settings.store_path) as st:
+            report = ingest_s3_export(
+                st,
+                uri,
+                fmt=format_,
+                cache_dir=cache,
+                billing_periods=billing_period or None,
+                force=force,
+                options=opts,
+                on_file=on_file,
+            )
         bar.update(task, description="S3 export: stored")
     _print_report(report, json_)
 
@@ -249,30 +257,20 @@ def ingest_cloudwatch_cmd(
     """Ingest ECS and EKS utilization (Container Insights) from CloudWatch get_metric_data."""
     from features.readers.aws.cloudwatch import read_cloudwatch
     from features.readers.aws.inventory import discover
-    from features.store import Store
 
     opts = _aws(endpoint_url, region, profile, max_attempts, retry_mode)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     t1 = _when(end, "--end") or now
     t0 = _when(start, "--start") or t1 - timedelta(days=1)
     settings = _settings(store)
-    with progress(enabled=not json_) as bar:
-        task = bar.add_task("CloudWatch: discovering workloads", total=None)
-        try:
-            inventory = discover(options=opts, ecs=ecs, eks=eks, clusters=cluster or None)
+    with _reading(json_, "CloudWatch: discovering workloads") as (bar, task):
+        inventory = discover(options=opts, ecs=ecs, eks=eks, clusters=cluster or None)
 
-            def on_batch(done: int, total: int) -> None:
-                bar.update(
-                    task, total=total, completed=done, description="CloudWatch: get_metric_data"
-                )
+        def on_batch(done: int, total: int) -> None:
+            bar.update(task, total=total, completed=done, description="CloudWatch: get_metric_data")
 
-            result = read_cloudwatch(
-                inventory, t0, t1, period=period, options=opts, on_batch=on_batch
-            )
-            with Store(settings.store_path) as st:
-                report = st.ingest_utilization(result)
-        except ForecasterError as exc:
-            fail(str(exc))
+        result = read_cloudwatch(inventory, t0, t1, period=period, options=opts, on_batch=on_batch)
+        report = _store_util(settings.store_path, result)
         bar.update(task, description="CloudWatch: stored")
     _print_report(report, json_)
 
@@ -292,14 +290,10 @@ def ingest_dcgm_cmd(
     from features.readers.dcgm import read_dcgm
 
     settings = _settings(store)
-    with progress(enabled=not json_) as bar:
-        task = bar.add_task(f"DCGM: reading {path}", total=2)
-        try:
-            result = read_dcgm(path, at=_when(at, "--at"))
-            bar.update(task, advance=1, description="DCGM: writing")
-            report = _store_util(settings.store_path, result)
-        except ForecasterError as exc:
-            fail(str(exc))
+    with _reading(json_, f"DCGM: reading {path}", total=2) as (bar, task):
+        result = read_dcgm(path, at=_when(at, "--at"))
+        bar.update(task, advance=1, description="DCGM: writing")
+        report = _store_util(settings.store_path, result)
         bar.update(task, advance=1, description="DCGM: stored")
     _print_report(report, json_)
 
@@ -323,25 +317,21 @@ def ingest_nvml_cmd(
     from features.readers.nvml import RecordedBackend, sample
 
     settings = _settings(store)
-    with progress(enabled=not json_) as bar:
-        task = bar.add_task("NVML: sampling", total=count)
-        try:
-            backend = RecordedBackend.load(replay) if replay is not None else None
-            result, raw = sample(
-                interval=interval,
-                count=count,
-                backend=backend,
-                sleep=None if replay is None else (lambda s: None),
-                on_sample=lambda i: bar.update(task, completed=i),
-            )
-            if record is not None:
-                import json
+    with _reading(json_, "NVML: sampling", total=count) as (bar, task):
+        backend = RecordedBackend.load(replay) if replay is not None else None
+        result, raw = sample(
+            interval=interval,
+            count=count,
+            backend=backend,
+            sleep=None if replay is None else (lambda s: None),
+            on_sample=lambda i: bar.update(task, completed=i),
+        )
+        if record is not None:
+            import json
 
-                record.parent.mkdir(parents=True, exist_ok=True)
-                record.write_text(json.dumps(raw, indent=1) + "\n")
-            report = _store_util(settings.store_path, result)
-        except ForecasterError as exc:
-            fail(str(exc))
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(raw, indent=1) + "\n")
+        report = _store_util(settings.store_path, result)
     _print_report(report, json_)
 
 
