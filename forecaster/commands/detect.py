@@ -26,6 +26,7 @@ import pandas as pd
 import typer
 
 from features.exceptions import ForecasterError, IngestError
+from forecaster.commands.forecast import BackendOpt, SchedulerAddressOpt
 from models.anomaly import DEFAULT_DETECTOR, OUTPUT_COLUMNS, detect_series, make_detector
 from models.anomaly.base import StreamingDetector
 from models.anomaly.frame import detector_names
@@ -185,16 +186,8 @@ def detect(
     id_col: str = typer.Option("unique_id", "--id-col", help="Series id column in the input."),
     time_col: str = typer.Option("ds", "--time-col", help="Timestamp column in the input."),
     target_col: str = typer.Option("y", "--target-col", help="Value column in the input."),
-    backend: str = typer.Option(
-        "local",
-        "--backend",
-        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
-    ),
-    scheduler_address: str | None = typer.Option(
-        None,
-        "--scheduler-address",
-        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
-    ),
+    backend: BackendOpt = "local",
+    scheduler_address: SchedulerAddressOpt = None,
 ) -> None:
     """Flag anomalies in every series of a file, causally (a point only sees its past)."""
     from forecaster.console import err, fail

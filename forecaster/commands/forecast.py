@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -67,7 +67,15 @@ from models.metrics import evaluate
 if TYPE_CHECKING:
     from models.backends import Backend
 
-__all__ = ["RECONCILE_METHODS", "backtest", "forecast", "parse_horizon", "read_series"]
+__all__ = [
+    "RECONCILE_METHODS",
+    "BackendOpt",
+    "SchedulerAddressOpt",
+    "backtest",
+    "forecast",
+    "parse_horizon",
+    "read_series",
+]
 
 _err = Console(stderr=True)
 _out = Console()
@@ -89,6 +97,38 @@ _HORIZON = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
 _HOUR, _DAY = pd.Timedelta(hours=1), pd.Timedelta(days=1)
 _UNITS = {"h": _HOUR, "hour": _HOUR, "hours": _HOUR, "d": _DAY, "day": _DAY, "days": _DAY}
 _UNITS |= {"w": 7 * _DAY, "week": 7 * _DAY, "weeks": 7 * _DAY}
+
+# Options shared by ``forecast`` and ``backtest`` (and, for the backend, ``detect``).
+InputOpt = Annotated[
+    Path | None,
+    typer.Option("--input", help="Series file (.csv or .parquet); or use --level-by."),
+]
+FreqOpt = Annotated[
+    str | None,
+    typer.Option("--freq", help="Frequency alias; inferred if omitted (store mode: D)."),
+]
+SeasonLengthOpt = Annotated[
+    int | None,
+    typer.Option("--season-length", help="Seasonal period in steps; default from the frequency."),
+]
+ModelOpt = Annotated[str, typer.Option("--model", help=f"One of: {', '.join(MODEL_NAMES)}.")]
+IdColOpt = Annotated[str, typer.Option("--id-col", help="Series id column.")]
+TimeColOpt = Annotated[str, typer.Option("--time-col", help="Timestamp column.")]
+TargetColOpt = Annotated[str, typer.Option("--target-col", help="Target column.")]
+NJobsOpt = Annotated[int, typer.Option("--n-jobs", help="Worker processes/threads (-1: all CPUs).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (results are reproducible).")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend", help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address)."
+    ),
+]
+SchedulerAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler-address", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask)."
+    ),
+]
 
 
 def parse_horizon(text: str, freq: str | pd.DateOffset | None) -> int:
@@ -298,26 +338,20 @@ def _file_steps(
 
 
 def forecast(
-    input: Path | None = typer.Option(
-        None, "--input", help="Series file (.csv or .parquet); or use --level-by."
-    ),
+    input: InputOpt = None,
     horizon: str = typer.Option(
         ..., "--horizon", help="Steps to forecast, or a duration: 90d, 48h, 2w."
     ),
     output: Path = typer.Option(..., "--output", help="Forecast CSV to write."),
     level: list[int] = typer.Option([80, 95], "--level", help="Interval level (repeatable)."),
-    freq: str | None = typer.Option(
-        None, "--freq", help="Frequency alias; inferred if omitted (store mode: D)."
-    ),
-    season_length: int | None = typer.Option(
-        None, "--season-length", help="Seasonal period in steps; default from the frequency."
-    ),
-    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODEL_NAMES)}."),
-    id_col: str = typer.Option("unique_id", "--id-col", help="Series id column."),
-    time_col: str = typer.Option("ds", "--time-col", help="Timestamp column."),
-    target_col: str = typer.Option("y", "--target-col", help="Target column."),
-    n_jobs: int = typer.Option(-1, "--n-jobs", help="Worker processes/threads (-1: all CPUs)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (results are reproducible)."),
+    freq: FreqOpt = None,
+    season_length: SeasonLengthOpt = None,
+    model: ModelOpt = "auto",
+    id_col: IdColOpt = "unique_id",
+    time_col: TimeColOpt = "ds",
+    target_col: TargetColOpt = "y",
+    n_jobs: NJobsOpt = -1,
+    seed: SeedOpt = 0,
     level_by: list[str] | None = typer.Option(
         None,
         "--level-by",
@@ -331,25 +365,12 @@ def forecast(
     n_windows: int = typer.Option(
         3, "--n-windows", min=1, help="Store mode: backtest windows (method choice, intervals)."
     ),
-    backend: str = typer.Option(
-        "local",
-        "--backend",
-        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
-    ),
-    scheduler_address: str | None = typer.Option(
-        None,
-        "--scheduler-address",
-        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
-    ),
+    backend: BackendOpt = "local",
+    scheduler_address: SchedulerAddressOpt = None,
 ) -> None:
     """Forecast every series of a file, or the store's cost along a tag hierarchy, with
     calibrated prediction intervals."""
-    levels = _check_levels(level)
-    if output.parent and not output.parent.exists():
-        raise typer.BadParameter(
-            f"{output}: folder {output.parent} does not exist", param_hint="--output"
-        )
-    _check_backend(backend, scheduler_address, level_by)
+    levels = _check_common(level, output, backend, scheduler_address, level_by)
     if _file_or_store(input, level_by):
         _forecast_store(
             level_by or [], store, horizon, output, levels, freq, model, reconcile, n_windows,
@@ -358,33 +379,82 @@ def forecast(
         return
     assert input is not None
     with _progress() as progress:
-        with _step(progress, f"reading {input.name}"):
-            df = read_series(input, id_col, time_col, target_col)
-        try:
-            steps = _file_steps(horizon, freq, df, (id_col, time_col, target_col))
-        except ForecasterError as exc:
-            raise _bad_input(input, exc) from None
-        estimator = _build_model(model, steps, freq, season_length, n_jobs, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                n_series = df[id_col].nunique()
-                with (
-                    _step(progress, f"fitting {model} on {n_series} series ({backend})"),
-                    _open_backend(backend, scheduler_address) as runner,
-                ):
-                    fc = runner.forecast(
-                        estimator, df, steps, level=levels,
-                        id_col=id_col, time_col=time_col, target_col=target_col,
-                    )  # fmt: skip
-                assert isinstance(fc, pd.DataFrame)
-            except ForecasterError as exc:
-                raise _bad_input(input, exc) from None
-        _show_warnings(caught)
+        df, steps, estimator = _read_file(
+            progress, input, horizon, freq, (id_col, time_col, target_col),
+            (model, season_length, n_jobs, seed),
+        )  # fmt: skip
+        with _warnings_and_errors(lambda exc: _bad_input(input, exc)):
+            n_series = df[id_col].nunique()
+            with (
+                _step(progress, f"fitting {model} on {n_series} series ({backend})"),
+                _open_backend(backend, scheduler_address) as runner,
+            ):
+                fc = runner.forecast(
+                    estimator, df, steps, level=levels,
+                    id_col=id_col, time_col=time_col, target_col=target_col,
+                )  # fmt: skip
+            assert isinstance(fc, pd.DataFrame)
         with _step(progress, f"writing {output.name}"):
             fc = fc.rename(columns={id_col: "unique_id", time_col: "ds"})
             _write_forecast(fc, output)
     _err.print(f"wrote {len(fc)} rows for {fc['unique_id'].nunique()} series to {output}")
+
+
+def _check_common(
+    level: list[int],
+    output: Path | None,
+    backend: str,
+    scheduler_address: str | None,
+    level_by: list[str] | None,
+) -> list[int]:
+    """The checks ``forecast`` and ``backtest`` make first; returns the sorted levels."""
+    levels = _check_levels(level)
+    if output is not None and output.parent and not output.parent.exists():
+        raise typer.BadParameter(
+            f"{output}: folder {output.parent} does not exist", param_hint="--output"
+        )
+    _check_backend(backend, scheduler_address, level_by)
+    return levels
+
+
+def _read_file(
+    progress: Progress,
+    input: Path,
+    horizon: str,
+    freq: str | None,
+    cols: tuple[str, str, str],
+    model_args: tuple[str, int | None, int, int],
+) -> tuple[pd.DataFrame, int, BaseForecaster]:
+    """File mode: the series, ``--horizon`` in steps and the model to run.
+
+    ``model_args`` is ``(model, season_length, n_jobs, seed)``.
+    """
+    with _step(progress, f"reading {input.name}"):
+        df = read_series(input, *cols)
+    try:
+        steps = _file_steps(horizon, freq, df, cols)
+    except ForecasterError as exc:
+        raise _bad_input(input, exc) from None
+    model, season_length, n_jobs, seed = model_args
+    return df, steps, _build_model(model, steps, freq, season_length, n_jobs, seed)
+
+
+@contextmanager
+def _warnings_and_errors(
+    bad: Callable[[ForecasterError], typer.BadParameter],
+) -> Iterator[None]:
+    """Show the block's UserWarnings once each after it; a ForecasterError becomes ``bad(exc)``.
+
+    The warnings are recorded rather than printed as they come so that they do not
+    break the progress display (and repeats across series show once).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except ForecasterError as exc:
+            raise bad(exc) from None
+    _show_warnings(caught)
 
 
 def _write_forecast(fc: pd.DataFrame, output: Path) -> None:
@@ -394,28 +464,22 @@ def _write_forecast(fc: pd.DataFrame, output: Path) -> None:
 
 
 def backtest(
-    input: Path | None = typer.Option(
-        None, "--input", help="Series file (.csv or .parquet); or use --level-by."
-    ),
+    input: InputOpt = None,
     horizon: str = typer.Option(
         ..., "--horizon", help="Steps per window, or a duration: 30d, 48h, 2w."
     ),
     n_windows: int = typer.Option(3, "--n-windows", min=1, help="Windows per series."),
     step: int | None = typer.Option(None, "--step", min=1, help="Steps between cutoffs."),
-    model: str = typer.Option("auto", "--model", help=f"One of: {', '.join(MODEL_NAMES)}."),
+    model: ModelOpt = "auto",
     output: Path | None = typer.Option(None, "--output", help="Write the metrics as CSV."),
     level: list[int] = typer.Option([80, 95], "--level", help="Interval level (repeatable)."),
-    freq: str | None = typer.Option(
-        None, "--freq", help="Frequency alias; inferred if omitted (store mode: D)."
-    ),
-    season_length: int | None = typer.Option(
-        None, "--season-length", help="Seasonal period in steps; default from the frequency."
-    ),
-    id_col: str = typer.Option("unique_id", "--id-col", help="Series id column."),
-    time_col: str = typer.Option("ds", "--time-col", help="Timestamp column."),
-    target_col: str = typer.Option("y", "--target-col", help="Target column."),
-    n_jobs: int = typer.Option(-1, "--n-jobs", help="Worker processes/threads (-1: all CPUs)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (results are reproducible)."),
+    freq: FreqOpt = None,
+    season_length: SeasonLengthOpt = None,
+    id_col: IdColOpt = "unique_id",
+    time_col: TimeColOpt = "ds",
+    target_col: TargetColOpt = "y",
+    n_jobs: NJobsOpt = -1,
+    seed: SeedOpt = 0,
     max_rows: int = typer.Option(20, "--max-rows", help="Series rows shown in the table."),
     level_by: list[str] | None = typer.Option(
         None,
@@ -423,24 +487,11 @@ def backtest(
         help="Store mode: backtest the store's cost along this tag hierarchy (repeatable).",
     ),
     store: StoreOpt = None,
-    backend: str = typer.Option(
-        "local",
-        "--backend",
-        help="local, or dask (a LocalCluster of 2 workers unless --scheduler-address).",
-    ),
-    scheduler_address: str | None = typer.Option(
-        None,
-        "--scheduler-address",
-        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask).",
-    ),
+    backend: BackendOpt = "local",
+    scheduler_address: SchedulerAddressOpt = None,
 ) -> None:
     """Rolling-origin backtest of a model: prints (and optionally writes) its metrics."""
-    levels = _check_levels(level)
-    if output is not None and output.parent and not output.parent.exists():
-        raise typer.BadParameter(
-            f"{output}: folder {output.parent} does not exist", param_hint="--output"
-        )
-    _check_backend(backend, scheduler_address, level_by)
+    levels = _check_common(level, output, backend, scheduler_address, level_by)
     if _file_or_store(input, level_by):
         _backtest_store(
             level_by or [], store, horizon, n_windows, step, model, output, levels, freq,
@@ -449,36 +500,24 @@ def backtest(
         return
     assert input is not None
     with _progress() as progress:
-        with _step(progress, f"reading {input.name}"):
-            df = read_series(input, id_col, time_col, target_col)
-        try:
-            steps = _file_steps(horizon, freq, df, (id_col, time_col, target_col))
-        except ForecasterError as exc:
-            raise _bad_input(input, exc) from None
-        estimator = _build_model(model, steps, freq, season_length, n_jobs, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                with (
-                    _step(progress, f"backtesting {model}: {n_windows} windows of {steps}"),
-                    _open_backend(backend, scheduler_address) as runner,
-                ):
-                    cv = runner.cross_validation(
-                        estimator, df, steps, n_windows, step, level=levels,
-                        id_col=id_col, time_col=time_col, target_col=target_col,
-                    )  # fmt: skip
-                    assert isinstance(cv, pd.DataFrame)
-                    panel = to_panel(
-                        df,
-                        id_col=id_col,
-                        time_col=time_col,
-                        target_col=target_col,
-                        freq=freq,
-                        use_exog=False,
-                    )
-            except ForecasterError as exc:
-                raise _bad_input(input, exc) from None
-        _show_warnings(caught)
+        df, steps, estimator = _read_file(
+            progress, input, horizon, freq, (id_col, time_col, target_col),
+            (model, season_length, n_jobs, seed),
+        )  # fmt: skip
+        with (
+            _warnings_and_errors(lambda exc: _bad_input(input, exc)),
+            _step(progress, f"backtesting {model}: {n_windows} windows of {steps}"),
+            _open_backend(backend, scheduler_address) as runner,
+        ):
+            cv = runner.cross_validation(
+                estimator, df, steps, n_windows, step, level=levels,
+                id_col=id_col, time_col=time_col, target_col=target_col,
+            )  # fmt: skip
+            assert isinstance(cv, pd.DataFrame)
+            panel = to_panel(
+                df, id_col=id_col, time_col=time_col, target_col=target_col, freq=freq,
+                use_exog=False,
+            )  # fmt: skip
         m = season_length or default_season_length(panel.freq)
         table = evaluate(cv, df, m, levels, id_col=id_col, time_col=time_col, target_col=target_col)
     _print_metrics(table, id_col, model, n_windows, steps, max_rows)
@@ -526,6 +565,29 @@ def _check_store_options(model: str, reconcile: str, n_jobs: int) -> None:
         raise typer.BadParameter("must be a non-zero integer, got 0", param_hint="--n-jobs")
 
 
+def _forecast_hierarchy(
+    progress: Progress,
+    level_by: list[str],
+    store: Path | None,
+    freq: str | None,
+    step_text: Callable[[int], str],
+    **kwargs: Any,
+) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """Store mode: the hierarchy and ``forecast_hierarchy(hs, **kwargs)`` (forecast, backtest).
+
+    ``step_text(n)`` labels the progress step for ``n`` series; an error names ``--horizon``.
+    """
+    from models.hierarchy import forecast_hierarchy
+
+    hs = _store_hierarchy(level_by, store, freq, progress)
+    with (
+        _warnings_and_errors(lambda exc: typer.BadParameter(str(exc), param_hint="--horizon")),
+        _step(progress, step_text(len(hs.ids))),
+    ):
+        fc, bt = forecast_hierarchy(hs, **kwargs)
+    return hs, fc, bt
+
+
 def _forecast_store(
     level_by: list[str],
     store: Path | None,
@@ -541,29 +603,14 @@ def _forecast_store(
 ) -> None:
     _check_store_options(model, reconcile, n_jobs)
     steps = parse_horizon(horizon, freq or "D")
-    from models.hierarchy import forecast_hierarchy
-
     with _progress() as progress:
-        hs = _store_hierarchy(level_by, store, freq, progress)
+        hs, fc, bt = _forecast_hierarchy(
+            progress, level_by, store, freq,
+            lambda n: f"forecasting {n} series ({model}, reconcile {reconcile})",
+            horizon=steps, method=reconcile, model=model, n_windows=n_windows, level=levels,
+            anchor=False, n_jobs=n_jobs, seed=seed,
+        )  # fmt: skip
         n = len(hs.ids)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with _step(progress, f"forecasting {n} series ({model}, reconcile {reconcile})"):
-                try:
-                    fc, bt = forecast_hierarchy(
-                        hs,
-                        horizon=steps,
-                        method=reconcile,
-                        model=model,
-                        n_windows=n_windows,
-                        level=levels,
-                        anchor=False,
-                        n_jobs=n_jobs,
-                        seed=seed,
-                    )
-                except ForecasterError as exc:
-                    raise typer.BadParameter(str(exc), param_hint="--horizon") from None
-        _show_warnings(caught)
         with _step(progress, f"writing {output.name}"):
             cols = _FORECAST_COLUMNS + [f"{p}_{lv}" for lv in levels for p in ("lo", "hi")]
             _write_forecast(fc[cols], output)
@@ -600,27 +647,13 @@ def _backtest_store(
             param_hint="--level",
         )
     steps = parse_horizon(horizon, freq or "D")
-    from models.hierarchy import forecast_hierarchy
-
     with _progress() as progress:
-        hs = _store_hierarchy(level_by, store, freq, progress)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with _step(progress, f"backtesting {len(hs.ids)} series: {n_windows} windows"):
-                try:
-                    fc, bt = forecast_hierarchy(
-                        hs,
-                        horizon=steps,
-                        model=model,
-                        n_windows=n_windows,
-                        step=step,
-                        anchor=True,
-                        n_jobs=n_jobs,
-                        seed=seed,
-                    )
-                except ForecasterError as exc:
-                    raise typer.BadParameter(str(exc), param_hint="--horizon") from None
-        _show_warnings(caught)
+        _, fc, bt = _forecast_hierarchy(
+            progress, level_by, store, freq,
+            lambda n: f"backtesting {n} series: {n_windows} windows",
+            horizon=steps, model=model, n_windows=n_windows, step=step, anchor=True,
+            n_jobs=n_jobs, seed=seed,
+        )  # fmt: skip
     meta = fc.attrs["meta"]
     table = Table(
         title=f"hierarchical backtest: {n_windows} windows x {meta['backtest_horizon']} steps; "
