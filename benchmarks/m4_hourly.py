@@ -4,6 +4,9 @@ Data: ``m4/Hourly-train.csv`` (414 series, ``V1`` = id then values). The
 official test set is held out from us, so the **last 48 points of every train
 series are the validation set** and everything before them is the history.
 Timestamps are hourly from an arbitrary start (2000-01-01 00:00 UTC).
+``--split inner`` instead holds out the 48 points *before* the validation
+window (and drops the validation points): the split to choose settings on, so
+that the validation figures stay out of the tuning.
 
 In the same run, on the same split and with the same metric code:
 
@@ -20,7 +23,7 @@ seconds. Writes ``benchmarks/results/m4_hourly.json`` with the git commit.
 Usage::
 
     python benchmarks/m4_hourly.py [--data ../shared/data] [--n-jobs 2]
-        [--models auto,lgbm] [--no-anchors] [--limit N]
+        [--models auto,lgbm] [--no-anchors] [--limit N] [--split inner]
 """
 
 from __future__ import annotations
@@ -57,8 +60,14 @@ TARGET_WALL_S = 30.0
 console = Console(width=130)
 
 
-def load(data: Path, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (history, validation) series frames: the last 48 points are validation."""
+def load(
+    data: Path, limit: int | None, split: str = "validation"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (history, validation) series frames: the last 48 points are validation.
+
+    With ``split="inner"`` the last 48 points are dropped first, so the
+    validation frame is the 48 points before the usual validation window.
+    """
     raw = pd.read_csv(data / "m4" / "Hourly-train.csv")
     if limit:
         raw = raw.head(limit)
@@ -67,6 +76,8 @@ def load(data: Path, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     hist, val = [], []
     for uid, row in zip(ids, values, strict=True):
         y = row[~np.isnan(row)]
+        if split == "inner":
+            y = y[:-H]
         ds = pd.date_range(START, periods=len(y), freq="h")
         hist.append(pd.DataFrame({"unique_id": uid, "ds": ds[:-H], "y": y[:-H]}))
         val.append(pd.DataFrame({"unique_id": uid, "ds": ds[-H:], "y": y[-H:]}))
@@ -182,13 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="auto,lgbm", help="ours to run: auto,lgbm")
     parser.add_argument("--no-anchors", action="store_true", help="skip statsforecast")
     parser.add_argument("--limit", type=int, default=None, help="first N series only")
+    parser.add_argument(
+        "--split",
+        choices=("validation", "inner"),
+        default="validation",
+        help="validation: last 48 of train held out; inner: the 48 before those",
+    )
     parser.add_argument("--output", type=Path, default=None, help="results JSON path")
     args = parser.parse_args(argv)
 
     data = resolve_data(args.data, "m4")
-    history, val = load(data, args.limit)
+    history, val = load(data, args.limit, args.split)
     n_series = history["unique_id"].nunique()
-    console.print(f"M4 Hourly: {n_series} series, validation = last {H} points of train")
+    where = "last" if args.split == "validation" else f"the {H} before the last"
+    console.print(f"M4 Hourly: {n_series} series, {args.split} split = {where} {H} points of train")
 
     runs: dict[str, tuple[pd.DataFrame, Any]] = {}
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
@@ -211,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "owa_vs_run_naive2": 1.0,
     }
 
-    table = Table(title=f"M4 Hourly validation (last {H} of train), {n_series} series")
+    table = Table(title=f"M4 Hourly {args.split} split ({where} {H} of train), {n_series} series")
     for col in (
         "model",
         "sMAPE",
@@ -264,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     path = write_result(
         "m4_hourly",
         {
-            "data": "m4/Hourly-train.csv, last 48 points of each series held out",
+            "data": (
+                "m4/Hourly-train.csv, last 48 points of each series held out"
+                if args.split == "validation"
+                else "m4/Hourly-train.csv without its last 48 points, the 48 before held out"
+            ),
+            "split": args.split,
             "n_series": int(n_series),
             "horizon": H,
             "n_jobs": args.n_jobs,

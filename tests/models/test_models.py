@@ -100,6 +100,60 @@ def test_conformal_calibrator_covers_iid_noise() -> None:
     assert (long[1][:, -1] > long[1][:, 11]).all()
 
 
+def test_conformal_profile_follows_the_noisy_phases() -> None:
+    # Noise sd 3 at phases 0-5 of a 12-step season, 0.5 elsewhere; windows of 10
+    # steps (not a multiple of the season) so the phases must be counted from the
+    # forecast origin to line up.
+    rng = np.random.default_rng(2)
+    m, windows, horizon, n = 12, 6, 10, 300
+    cuts = (windows - np.arange(windows)) * horizon
+
+    def sd_at(steps: np.ndarray) -> np.ndarray:
+        return np.where(steps % m < 6, 3.0, 0.5)
+
+    sd = np.stack([sd_at(np.arange(horizon) - c) for c in cuts])  # (windows, horizon)
+    resid = rng.normal(size=(n, windows, horizon)) * sd[None]
+    scale = np.ones(n)
+    flat = ConformalCalibrator(scale_power=2.0, prior_weight=0.0).fit(resid, scale)
+    prof = ConformalCalibrator(
+        scale_power=2.0, prior_weight=0.0, season_length=m, profile_strength=1.0, cross_fit=True
+    ).fit(resid, scale)
+    new = rng.normal(size=(n, horizon)) * sd_at(np.arange(horizon))[None]
+    loud = sd_at(np.arange(horizon)) > 1
+    widths = {}
+    for name, cal in (("flat", flat), ("profile", prof)):
+        lo, hi = cal.bands(np.zeros((n, horizon)), [95])[95]
+        covered = (new >= lo) & (new <= hi)
+        widths[name] = hi - lo
+        if name == "profile":
+            # Calibrated at the loud and at the quiet phases alike.
+            assert abs(covered[:, loud].mean() * 100 - 95) < 3
+            assert abs(covered[:, ~loud].mean() * 100 - 95) < 3
+    # The profile narrows the quiet phases and widens the loud ones.
+    assert widths["profile"][:, ~loud].mean() < 0.6 * widths["flat"][:, ~loud].mean()
+    assert widths["profile"][:, loud].mean() > widths["flat"][:, loud].mean()
+    # A subset of rows gets the same bands as the full panel.
+    part = prof.bands(np.zeros((2, horizon)), [95], rows=np.array([5, 7]))[95]
+    np.testing.assert_allclose(part[1], prof.bands(np.zeros((n, horizon)), [95])[95][1][[5, 7]])
+
+
+def test_conformal_cross_fit_covers_despite_a_noisy_scale() -> None:
+    # Two short windows per series: the own scale is noisy, and scoring with it
+    # in-sample under-covers; scoring each window with the other's scale does not.
+    rng = np.random.default_rng(3)
+    n, horizon = 400, 6
+    true = rng.uniform(0.5, 5, size=n)
+    resid = rng.normal(size=(n, 2, horizon)) * true[:, None, None]
+    new = rng.normal(size=(n, horizon)) * true[:, None]
+    cover = {}
+    for cross in (False, True):
+        cal = ConformalCalibrator(scale_power=2.0, prior_weight=0.0, cross_fit=cross)
+        lo, hi = cal.fit(resid, np.ones(n)).bands(np.zeros((n, horizon)), [95])[95]
+        cover[cross] = ((new >= lo) & (new <= hi)).mean() * 100
+    assert cover[False] < 93
+    assert cover[True] >= 94
+
+
 def test_combine_weights() -> None:
     losses = np.array([[1.0, 2.0], [3.0, 1.0], [np.nan, np.nan]])
     w = combine_weights(losses, "weighted", power=2, shrinkage=0.0)
@@ -124,7 +178,7 @@ def test_auto_default_ensemble_and_calibrated_intervals() -> None:
     summary = fitted.summary()
     assert set(summary) == {"lgbm", "lgbm_a7_level", "seasonal_naive", "mstl"}
     np.testing.assert_allclose(fitted.weights_.sum(axis=1), 1.0)
-    assert fitted.backtest_forecasts_.shape == (4, 12, 3, 7)
+    assert fitted.backtest_forecasts_.shape == (4, 12, 5, 7)
 
 
 def test_arima_with_exogenous_and_fourier_seasonality() -> None:
