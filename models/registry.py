@@ -343,36 +343,11 @@ def log_forecaster(
     model._check_is_fitted()
     uri = _uri(tracking_uri)
     status = backtest_status(backtest, metrics)
-    own_run = mlflow.active_run() is None
     with _registry_call("logging the model"), tempfile.TemporaryDirectory() as tmp:
-        if own_run:
-            exp_id = ensure_experiment(name, uri)
-            mlflow.start_run(experiment_id=exp_id, run_name=f"train {name}")
-        try:
-            run = mlflow.active_run()
-            assert run is not None
-            model_params = {f"model.{k}": str(v)[:500] for k, v in model.get_params().items()}
-            model_params["model.class"] = type(model).__name__
-            model_params.update({str(k): str(v)[:500] for k, v in (params or {}).items()})
-            existing = set(run.data.params) if run.data else set()
-            # A run's params cannot change; log only the ones it does not have.
-            fresh = {k: v for k, v in model_params.items() if k not in existing}
-            if fresh:
-                mlflow.log_params(fresh)
-            finite = {k: float(v) for k, v in metrics.items() if _finite(v)}
-            if finite:
-                mlflow.log_metrics(finite)
-            source = train_df.attrs.get("source")
-            with warnings.catch_warnings():
-                # A plain path can be read as several source kinds; MLflow warns and picks one.
-                warnings.simplefilter("ignore", UserWarning)
-                dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                    train_df,
-                    source=str(source) if source else None,
-                    name=f"{name}-train",
-                    targets="y" if "y" in train_df.columns else None,
-                )
-            mlflow.log_input(dataset, context="training")
+        with _logging_run(name, uri, f"train {name}") as run:
+            _log_params_and_metrics(run, "model", model, params, metrics)
+            targets = "y" if "y" in train_df.columns else None
+            dataset = _log_dataset(train_df, f"{name}-train", "training", targets=targets)
             commit = git_commit()
             tags = {f"pkg.{k}": v for k, v in package_versions().items()}
             if commit:
@@ -390,35 +365,103 @@ def log_forecaster(
                 artifacts["forecasts"] = str(tmpdir / FORECASTS_FILE)
             example = example_request(model)
             signature = model_signature(model, example, forecast_request(model, example))
-            _quiet_pickle_warning()
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=ForecasterPyFunc(),
-                artifacts=artifacts,
-                signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(),
-            )
-        finally:
-            if own_run:
-                mlflow.end_run()
-        vtags = {f"{_METRIC_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
-        vtags.update(
-            {
-                "backtest.status": status,
-                "dataset.digest": dataset.digest,
-                "dataset.source": str(source or "in-memory"),
-                "model.class": type(model).__name__,
-                "forecast_time": datetime.now(UTC).isoformat(),
-                "git_commit": commit or "",
-            }
+            info = _log_pyfunc("model", ForecasterPyFunc(), artifacts, signature, example)
+        source = train_df.attrs.get("source")
+        version_tags = {
+            "backtest.status": status,
+            "dataset.digest": dataset.digest,
+            "dataset.source": str(source or "in-memory"),
+            "model.class": type(model).__name__,
+            "forecast_time": datetime.now(UTC).isoformat(),
+            "git_commit": commit or "",
+        }
+        return _register_challenger(info, name, uri, metrics, version_tags)
+
+
+@contextlib.contextmanager
+def _logging_run(name: str, uri: str, run_name: str) -> Iterator[Any]:
+    """The active MLflow run, or a new run ``run_name`` in experiment ``name`` (ended after)."""
+    import mlflow
+
+    own_run = mlflow.active_run() is None
+    if own_run:
+        exp_id = ensure_experiment(name, uri)
+        mlflow.start_run(experiment_id=exp_id, run_name=run_name)
+    try:
+        run = mlflow.active_run()
+        assert run is not None
+        yield run
+    finally:
+        if own_run:
+            mlflow.end_run()
+
+
+def _log_params_and_metrics(
+    run: Any, prefix: str, obj: Any, params: dict[str, Any] | None, metrics: dict[str, float]
+) -> None:
+    """Log ``obj``'s parameters as ``<prefix>.<name>`` (plus its class and ``params``) and the
+    finite ``metrics``."""
+    import mlflow
+
+    flat = {f"{prefix}.{k}": str(v)[:500] for k, v in obj.get_params().items()}
+    flat[f"{prefix}.class"] = type(obj).__name__
+    flat.update({str(k): str(v)[:500] for k, v in (params or {}).items()})
+    existing = set(run.data.params) if run.data else set()
+    # A run's params cannot change; log only the ones it does not have.
+    fresh = {k: v for k, v in flat.items() if k not in existing}
+    if fresh:
+        mlflow.log_params(fresh)
+    finite = {k: float(v) for k, v in metrics.items() if _finite(v)}
+    if finite:
+        mlflow.log_metrics(finite)
+
+
+def _log_dataset(df: pd.DataFrame, name: str, context: str, targets: str | None = None) -> Any:
+    """Log ``df`` as the run's dataset input (its ``attrs["source"]`` as the source)."""
+    import mlflow
+
+    source = df.attrs.get("source")
+    with warnings.catch_warnings():
+        # A plain path can be read as several source kinds; MLflow warns and picks one.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            df, source=str(source) if source else None, name=name, targets=targets
         )
-        # One call registers the version with its tags (and the model if new).
-        mv = mlflow.register_model(info.model_uri, name, tags=vtags)
-        version = str(mv.version)
-        client = _client(uri)
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        return _ref(client, name, version)
+    mlflow.log_input(dataset, context=context)
+    return dataset
+
+
+def _log_pyfunc(
+    name: str, python_model: Any, artifacts: dict[str, str], signature: Any, example: Any
+) -> Any:
+    """Log a pyfunc model in the active run; returns its ``ModelInfo``."""
+    import mlflow
+
+    _quiet_pickle_warning()
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=python_model,
+        artifacts=artifacts,
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+    )
+
+
+def _register_challenger(
+    info: Any, name: str, uri: str, metrics: dict[str, float], tags: dict[str, str]
+) -> ModelRef:
+    """Register the logged model as a new version of ``name`` and alias it ``challenger``."""
+    import mlflow
+
+    vtags = {f"{_METRIC_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
+    vtags.update(tags)
+    # One call registers the version with its tags (and the model if new).
+    mv = mlflow.register_model(info.model_uri, name, tags=vtags)
+    version = str(mv.version)
+    client = _client(uri)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return _ref(client, name, version)
 
 
 class _DropPickleNotice(logging.Filter):
@@ -484,39 +527,17 @@ def log_detector(
     tracking_uri : str, optional
         See :func:`models.tracking.resolve_tracking_uri`.
     """
-    import mlflow
 
     from models.pyfunc import DetectorPyFunc
 
     if not name or not isinstance(name, str):
         raise ConfigError(f"parameter name must be a non-empty string, got {name!r}")
     uri = _uri(tracking_uri)
-    own_run = mlflow.active_run() is None
     status = backtest_status(None, metrics)
     with _registry_call("logging the detector"), tempfile.TemporaryDirectory() as tmp:
-        if own_run:
-            exp_id = ensure_experiment(name, uri)
-            mlflow.start_run(experiment_id=exp_id, run_name=f"detector {name}")
-        try:
-            run = mlflow.active_run()
-            assert run is not None
-            existing = set(run.data.params) if run.data else set()
-            flat = {f"detector.{k}": str(v)[:500] for k, v in detector.get_params().items()}
-            flat["detector.class"] = type(detector).__name__
-            flat.update({str(k): str(v)[:500] for k, v in (params or {}).items()})
-            fresh = {k: v for k, v in flat.items() if k not in existing}
-            if fresh:
-                mlflow.log_params(fresh)
-            finite = {k: float(v) for k, v in metrics.items() if _finite(v)}
-            if finite:
-                mlflow.log_metrics(finite)
-            source = sample_df.attrs.get("source")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                    sample_df, source=str(source) if source else None, name=f"{name}-sample"
-                )
-            mlflow.log_input(dataset, context="evaluation")
+        with _logging_run(name, uri, f"detector {name}") as run:
+            _log_params_and_metrics(run, "detector", detector, params, metrics)
+            dataset = _log_dataset(sample_df, f"{name}-sample", "evaluation")
             path = Path(tmp) / "detector.pkl"
             import cloudpickle
 
@@ -524,32 +545,16 @@ def log_detector(
                 cloudpickle.dump(detector, fh)
             example = sample_df[["unique_id", "ds", "y"]].head(20).reset_index(drop=True)
             signature = _detector_signature()
-            _quiet_pickle_warning()
-            info = mlflow.pyfunc.log_model(
-                name="detector",
-                python_model=DetectorPyFunc(),
-                artifacts={"detector": str(path)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(),
-            )
-        finally:
-            if own_run:
-                mlflow.end_run()
-        vtags = {f"{_METRIC_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
-        vtags.update(
-            {
-                "backtest.status": status,
-                "dataset.digest": dataset.digest,
-                "model.class": type(detector).__name__,
-                "model.kind": "detector",
-                "git_commit": git_commit() or "",
-            }
-        )
-        mv = mlflow.register_model(info.model_uri, name, tags=vtags)
-        client = _client(uri)
-        client.set_registered_model_alias(name, CHALLENGER, str(mv.version))
-        return _ref(client, name, str(mv.version))
+            artifacts = {"detector": str(path)}
+            info = _log_pyfunc("detector", DetectorPyFunc(), artifacts, signature, example)
+        version_tags = {
+            "backtest.status": status,
+            "dataset.digest": dataset.digest,
+            "model.class": type(detector).__name__,
+            "model.kind": "detector",
+            "git_commit": git_commit() or "",
+        }
+        return _register_challenger(info, name, uri, metrics, version_tags)
 
 
 def _finite(v: Any) -> bool:
