@@ -17,6 +17,7 @@ import typer
 
 from features.exceptions import ForecasterError
 from forecaster.commands._options import JsonOpt
+from forecaster.commands.tune import TrackingUriOpt
 from forecaster.config import get_settings
 from forecaster.console import err, fail, out, print_json
 
@@ -53,13 +54,7 @@ def run_cmd(
             "--register/--no-register", help="Override the definition's register section."
         ),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else embedded SQLite).",
-        ),
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a named experiment: backtest, fit, forecast, track, register, promote."""

@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 __all__ = ["tune"]
 
 
+#: ``--tracking-uri`` of the MLflow commands that track and register (tune, experiment).
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else embedded SQLite).",
+    ),
+]
+
+
 def tune(
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Finished trials wanted in the study.")
@@ -70,13 +80,7 @@ def tune(
             "--margin", min=0.0, max=0.99, help="Relative gain needed to replace the champion."
         ),
     ] = 0.0,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else embedded SQLite).",
-        ),
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Tune a forecaster on the store's daily cost per team (Optuna + MLflow)."""
