@@ -104,7 +104,7 @@ def forecast(
         "next_30_days": {k: round(v, 2) for k, v in month.items()},
         "team_wape_pct": None if team_wape is None else round(team_wape, 2),
         "headline": (
-            f"next 30 days ${month['yhat']:,.0f} (80%: ${month['lo_80']:,.0f}-"
+            f"next 30 days ${month['yhat']:,.0f} (80%, conservative: ${month['lo_80']:,.0f}-"
             f"${month['hi_80']:,.0f}); {len(hs.ids)} series, {chosen}"
             + (f", team backtest WAPE {team_wape:.1f}%" if team_wape is not None else "")
         ),
