@@ -344,34 +344,8 @@ def _lgbm_xy(
     panel = panel.take(np.flatnonzero(keep))
     if drop:
         panel = panel.truncate(drop)
-    width = int(panel.lengths.max())
-    if est.max_history is not None:
-        width = min(width, int(est.max_history))
-    scale = est._scale(panel)
-    z = panel.matrix(width) / scale[:, None]
-    n = panel.n_series
-    cols = np.arange(width)
-    anchor = est._anchor(z, cols)
-    target = z - anchor
-    observed = np.isfinite(target)
-    lengths = np.minimum(panel.lengths, width)
-    first_col = width - lengths
-    warm = max(est._anchor_lags()[0], est.season_length_, max(est._cfg["windows"]))
-    enough = cols[None, :] >= (first_col + np.minimum(warm, lengths // 2))[:, None]
-    rows_i, rows_j = np.nonzero(observed & enough)
-    ts = est._timestamps_ns(panel, (cols - (width - 1))[None, :].repeat(n, axis=0))
-    x_parts, y_parts = [], []
-    block = max(1, int(4_000_000 // max(width * len(names), 1)))
-    for a in range(0, n, block):
-        b = min(a + block, n)
-        sel = (rows_i >= a) & (rows_i < b)
-        if not sel.any():
-            continue
-        f = est._features(z[a:b], anchor[a:b], cols, ts[a:b], [])
-        ri, rj = rows_i[sel] - a, rows_j[sel]
-        x_parts.append(f[ri, rj].astype(np.float32))
-        y_parts.append(target[a:b][ri, rj])
-    return np.concatenate(x_parts), np.concatenate(y_parts)
+    x, y, _ = est._training_rows(panel, use_exog=False)
+    return x, y
 
 
 def _train_dask(

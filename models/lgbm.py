@@ -494,6 +494,22 @@ class LGBMForecaster(BaseForecaster):
     def _train(self, panel: SeriesPanel) -> None:
         import lightgbm as lgb
 
+        x, y, names = self._training_rows(panel)
+        self.feature_names_ = names
+        dataset = lgb.Dataset(x, y, feature_name=names, free_raw_data=True)
+        self.booster_ = lgb.train(
+            self._lgbm_params(), dataset, num_boost_round=int(self.n_estimators)
+        )
+        self.n_train_rows_ = len(y)
+
+    def _training_rows(
+        self, panel: SeriesPanel, *, use_exog: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Feature matrix, target and feature names of the training cells of ``panel``.
+
+        Also used per partition by the Dask backend (``use_exog=False`` there).
+        """
+
         width = int(panel.lengths.max())
         if self.max_history is not None:
             width = min(width, int(self.max_history))
@@ -514,9 +530,10 @@ class LGBMForecaster(BaseForecaster):
         if len(rows_i) < 10:
             rows_i, rows_j = np.nonzero(observed)
         ts = self._timestamps_ns(panel, (cols - (width - 1))[None, :].repeat(n, axis=0))
-        exog = [panel.matrix(width, values=v) for v in panel.exog.values()]
+        exog_values = list(panel.exog.values()) if use_exog else []
+        exog = [panel.matrix(width, values=v) for v in exog_values]
         # Build features block by block of series to bound memory.
-        names = self._feature_names(list(panel.exog))
+        names = self._feature_names(list(panel.exog) if use_exog else [])
         x_parts, y_parts = [], []
         block = max(1, int(4_000_000 // max(width * len(names), 1)))
         for a in range(0, n, block):
@@ -528,14 +545,7 @@ class LGBMForecaster(BaseForecaster):
             ri, rj = rows_i[sel] - a, rows_j[sel]
             x_parts.append(f[ri, rj].astype(np.float32))
             y_parts.append(target[a:b][ri, rj])
-        x = np.concatenate(x_parts)
-        y = np.concatenate(y_parts)
-        self.feature_names_ = names
-        dataset = lgb.Dataset(x, y, feature_name=names, free_raw_data=True)
-        self.booster_ = lgb.train(
-            self._lgbm_params(), dataset, num_boost_round=int(self.n_estimators)
-        )
-        self.n_train_rows_ = len(y)
+        return np.concatenate(x_parts), np.concatenate(y_parts), names
 
     def _set_data(self, panel: SeriesPanel) -> None:
         self._panel = panel
