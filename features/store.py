@@ -421,6 +421,16 @@ class Store:
         rid, created, n, meta = rows[0]
         return {"run_id": rid, "created_at": created, "rows": int(n), "meta": json.loads(meta)}
 
+    def update_result_meta(self, name: str, run_id: str, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into the stored meta of result ``name`` of ``run_id`` (frame kept)."""
+        info = self.result_info(name, run_id)
+        merged = json.dumps({**info["meta"], **meta}, default=str)
+        run(
+            self.con,
+            "UPDATE results SET meta = ? WHERE name = ? AND run_id = ?",
+            [merged, name, run_id],
+        )
+
     def result_names(self) -> list[str]:
         """Names of the results stored so far."""
         has = self.con.execute(

@@ -151,7 +151,8 @@ def track(
     if len(team):
         metrics[metric] = float(team[metric].iloc[0])
     uri = resolve_tracking_uri(tracking_uri, data_dir=data_dir)
-    history = st.read_result("history", run_id)
+    # The frame the forecast stage stored as ``history``, without reading it back.
+    history = est.hierarchy_.frame(with_level=False)
     history.attrs["source"] = f"{st.path}#result_history/{run_id}"
     params = {
         "pipeline_run_id": run_id,
@@ -176,7 +177,7 @@ def track(
             ref = log_forecaster(
                 est.base_model_,
                 name=model_name,
-                train_df=history.drop(columns="level"),
+                train_df=history,
                 metrics=metrics,
                 backtest=bt,
                 forecasts=fc,
@@ -195,9 +196,9 @@ def track(
                 "offline_record": str(tr.local_dir),
             }
         tr.set_tags({"forecaster.promotion": decision.reason})
-    info = st.result_info("forecast", run_id)
-    meta = {**info["meta"], "model_version": ref.version, "mlflow_run_id": ref.run_id}
-    st.write_result("forecast", st.read_result("forecast", run_id), run_id=run_id, meta=meta)
+    st.update_result_meta(
+        "forecast", run_id, {"model_version": ref.version, "mlflow_run_id": ref.run_id}
+    )
     return {
         "tracking_uri": uri,
         "model_name": model_name,

@@ -27,6 +27,9 @@ def test_latest_run_wins_and_older_runs_stay_readable(tmp_path):
         assert st.read_result("forecast", "r1")["yhat"].tolist() == [1.0, 2.0]
         assert st.result_info("forecast", "r1")["meta"] == {"model": "auto"}
         assert st.result_names() == ["forecast"]
+        st.update_result_meta("forecast", "r1", {"version": "2"})
+        assert st.result_info("forecast", "r1")["meta"] == {"model": "auto", "version": "2"}
+        assert st.read_result("forecast", "r1")["yhat"].tolist() == [1.0, 2.0]
     with Store(tmp_path / "s.duckdb", read_only=True) as st:
         got = st.read_result("forecast")
         assert str(got["ds"].dt.tz) == "UTC"
