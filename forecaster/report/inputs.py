@@ -8,7 +8,6 @@ report computes the figure from them and says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,23 +171,18 @@ def _history_from_cost(store: Store) -> pd.DataFrame:
 
 
 def _utilization_from_raw(store: Store) -> pd.DataFrame:
-    """Per-team request-weighted utilization of the last 28 days (percent)."""
-    df = store.query(
-        """
-        SELECT coalesce(team, '(untagged)') AS team,
-               100 * sum(cpu_used) / nullif(sum(cpu_requested), 0) AS cpu_util_pct,
-               100 * sum(memory_used_gib) / nullif(sum(memory_requested_gib), 0)
-                   AS memory_util_pct,
-               100 * sum(gpu_used) / nullif(sum(gpu_requested), 0) AS gpu_util_pct,
-               sum(cpu_requested) AS _cpu, sum(memory_requested_gib) AS _mem,
-               sum(gpu_requested) AS _gpu
-        FROM utilization
-        WHERE ds > (SELECT max(ds) FROM utilization) - INTERVAL 28 DAY
-        GROUP BY 1 ORDER BY 1
-        """
-    )
-    df["spot_share_eligible_pct"] = math.nan
-    return df
+    """Per-team request-weighted utilization of the last 28 days (percent).
+
+    The same figures as the pipeline's ``utilization_kpis`` (:func:`forecaster.stages.
+    utilization_kpis`), per team only: the fleet value stays the mean over teams.
+    """
+    from forecaster.stages import utilization_kpis
+
+    util = store.utilization_frame()
+    util["ds"] = pd.to_datetime(util["ds"], utc=True)
+    window = util[util["ds"] > util["ds"].max() - pd.Timedelta(days=28)]
+    kpis = utilization_kpis(window, spot_kinds=())
+    return kpis[kpis["team"] != "(all)"].reset_index(drop=True)
 
 
 def collect_report_inputs(
