@@ -26,6 +26,7 @@ import pandas as pd
 
 from features.exceptions import ConfigError, StoreError
 from features.store import Store
+from models.aggregate import ar1_phi, sum_forecast
 from optimizer.catalog import Catalog, load_catalog
 from optimizer.scenarios import QUANTILES, WORKLOAD_COLUMNS, BaselineInputs, ScenarioResult
 
@@ -36,54 +37,6 @@ SPOT_ELIGIBLE_KINDS: tuple[str, ...] = ("training", "pipeline", "batch")
 def team_of(unique_id: object) -> str:
     """The team name in a team-level series id (``nlp``, ``team=nlp``, ``total/nlp``)."""
     return str(unique_id).rsplit("/", 1)[-1].split("=", 1)[-1]
-
-
-def ar1_phi(y: pd.Series | np.ndarray, default: float = 0.5) -> float:
-    """Lag-1 autocorrelation of a daily series' deviations from its weekly mean, in [0, 0.95].
-
-    The dependence assumed between the days of a forecast when their intervals are summed
-    (``default`` when there are fewer than 21 points).
-    """
-    s = pd.Series(np.asarray(y, dtype=float)).dropna()
-    if len(s) < 21:
-        return default
-    r = (s - s.rolling(7, center=True, min_periods=4).mean()).dropna()
-    if len(r) < 14 or float(r.std()) == 0.0:
-        return default
-    phi = float(r.autocorr(1))
-    return float(np.clip(phi, 0.0, 0.95)) if np.isfinite(phi) else default
-
-
-def sum_forecast(days: pd.DataFrame, phi: float = 0.5) -> dict[str, float]:
-    """Sum of a daily forecast over its days, with 80/95 % intervals of the sum.
-
-    Days' errors are taken as AR(1) with coefficient ``phi`` (0: independent, 1: the
-    days move together): each day's interval half-width becomes a standard deviation
-    (``width / z``) and the sum's is ``sqrt(s' R s)`` with ``R[i, j] = phi ** |i - j|``,
-    separately above and below the mean. The sum's interval is never wider than the
-    sum of the days' bounds (the ``phi = 1`` case).
-
-    Returns
-    -------
-    dict
-        ``cost, lo_80, hi_80, lo_95, hi_95`` (the ``yhat`` sum as ``cost``).
-    """
-    d = days.sort_values("ds") if "ds" in days else days
-    yhat = d["yhat"].to_numpy(dtype=float)
-    n = len(yhat)
-    idx = np.arange(n)
-    corr = float(np.clip(phi, 0.0, 1.0)) ** np.abs(idx[:, None] - idx[None, :])
-    total = float(yhat.sum())
-    out = {"cost": total}
-    for level in (80, 95):
-        z = NormalDist().inv_cdf(0.5 + level / 200)
-        lo = d[f"lo_{level}"].to_numpy(dtype=float)
-        hi = d[f"hi_{level}"].to_numpy(dtype=float)
-        up = np.maximum(hi - yhat, 0.0) / z
-        dn = np.maximum(yhat - lo, 0.0) / z
-        out[f"hi_{level}"] = min(total + z * math.sqrt(float(up @ corr @ up)), float(hi.sum()))
-        out[f"lo_{level}"] = max(total - z * math.sqrt(float(dn @ corr @ dn)), float(lo.sum()))
-    return out
 
 
 def monthly_from_daily(

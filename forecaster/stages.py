@@ -75,9 +75,8 @@ def forecast(
     """Backtest, train and forecast daily cost for every node of the hierarchy.
 
     Returns the summary and the :class:`models.hierarchy.HierarchyForecast` (for tracking).
-    The headline is the next 30 days of total spend; its interval is the sum of the
-    daily bounds, which assumes the days' errors move together (wider than a model of
-    their correlation would give, never narrower).
+    The headline is the next 30 days of total spend with the interval of the sum from
+    :func:`models.aggregate.forecast_total`, the same rule as the report and the API.
     """
     from features.series import hierarchy_series
     from models.hierarchy import fit_forecast_hierarchy
@@ -91,8 +90,15 @@ def forecast(
     st.write_result("history", hs.frame(with_level=True), run_id=run_id)
     st.write_result("forecast", fc, run_id=run_id, meta=meta)
     st.write_result("backtest", bt, run_id=run_id, meta=dict(bt.attrs.get("meta", {})))
-    total = fc[fc["level"] == "total"].sort_values("ds").head(30)
-    month = {c: float(total[c].sum()) for c in ("yhat", "lo_80", "hi_80", "lo_95", "hi_95")}
+    from models.aggregate import forecast_total
+
+    total = fc[fc["level"] == "total"]
+    hist = hs.frame(with_level=True)
+    hist_total = hist[hist["unique_id"].isin(total["unique_id"].unique())].sort_values("ds")
+    summed = forecast_total(total, hist_total["y"]) or dict.fromkeys(
+        ("cost", "lo_80", "hi_80", "lo_95", "hi_95"), 0.0
+    )
+    month = {"yhat": summed["cost"], **{k: v for k, v in summed.items() if k != "cost"}}
     chosen = str(fc["model"].iloc[0]) if len(fc) else model
     team_rows = bt[(bt["level"] == "team") & (bt["model"] == chosen)]
     team_wape = float(team_rows["wape"].iloc[0]) if len(team_rows) else None
@@ -104,7 +110,7 @@ def forecast(
         "next_30_days": {k: round(v, 2) for k, v in month.items()},
         "team_wape_pct": None if team_wape is None else round(team_wape, 2),
         "headline": (
-            f"next 30 days ${month['yhat']:,.0f} (80%, conservative: ${month['lo_80']:,.0f}-"
+            f"next 30 days ${month['yhat']:,.0f} (80%: ${month['lo_80']:,.0f}-"
             f"${month['hi_80']:,.0f}); {len(hs.ids)} series, {chosen}"
             + (f", team backtest WAPE {team_wape:.1f}%" if team_wape is not None else "")
         ),

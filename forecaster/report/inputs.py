@@ -321,10 +321,10 @@ def team_names(forecast: pd.DataFrame | None) -> list[str]:
 def next_30_days(inputs: ReportInputs, level: str, unique_id: str) -> dict[str, float] | None:
     """Forecast sum of the first 30 days of one series with 80/95 % intervals of the sum.
 
-    Days' errors are summed as AR(1) with the series' own history autocorrelation
-    (:func:`forecaster.scenarios_io.sum_forecast`), not as if they moved in lockstep.
+    The one rule of :func:`models.aggregate.forecast_total` (the pipeline's headline uses
+    it too): days' errors summed as AR(1) with the series' own history autocorrelation.
     """
-    from forecaster.scenarios_io import ar1_phi, sum_forecast
+    from models.aggregate import forecast_total
 
     fc = inputs.get("forecast")
     if fc is None:
@@ -332,14 +332,13 @@ def next_30_days(inputs: ReportInputs, level: str, unique_id: str) -> dict[str, 
     f = series_of(fc, level, unique_id)
     if f is None or f.empty:
         return None
-    f = f[f["ds"] < f["ds"].min() + pd.Timedelta(days=30)]
     hist = inputs.get("history")
-    phi = 0.5
+    y = None
     if hist is not None:
         h = series_of(hist, level, unique_id)
-        assert h is not None
-        phi = ar1_phi(h.sort_values("ds")["y"].tail(120))
-    return sum_forecast(f, phi)
+        if h is not None and not h.empty:
+            y = h.sort_values("ds")["y"]
+    return forecast_total(f, y)
 
 
 def _fleet_pct(df: pd.DataFrame, col: str) -> float | None:

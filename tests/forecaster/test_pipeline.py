@@ -159,3 +159,29 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
         load_config(bad)
     msg = str(exc.value)
     assert "horizon_dayz" in msg and "allowed" in msg and "stages.1" in msg
+
+
+def test_next_30_days_is_one_answer(run) -> None:
+    """The headline, the report and the scenario baseline give the same total and interval."""
+    from forecaster.report import collect_report_inputs
+    from forecaster.report.inputs import next_30_days
+    from models.aggregate import forecast_total
+
+    result, _, path = run
+    head = result.stage("forecast").summary["next_30_days"]
+    with Store(path, read_only=True) as st:
+        inputs = collect_report_inputs(st)
+        fc = st.read_result("forecast")
+        hist = st.read_result("history")
+    rep = next_30_days(inputs, "total", "total")
+    assert rep is not None
+    assert head["yhat"] == pytest.approx(rep["cost"], abs=0.01)
+    for k in ("lo_80", "hi_80", "lo_95", "hi_95"):
+        assert head[k] == pytest.approx(rep[k], abs=0.01), k
+    direct = forecast_total(
+        fc[fc["level"] == "total"], hist[hist["level"] == "total"].sort_values("ds")["y"]
+    )
+    assert direct is not None and direct["hi_80"] == pytest.approx(rep["hi_80"], abs=0.01)
+    # The interval of a sum is never wider than the sum of the daily bounds.
+    days = fc[fc["level"] == "total"].sort_values("ds").head(30)
+    assert rep["hi_80"] <= float(days["hi_80"].sum()) + 1e-6
