@@ -22,7 +22,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from features.schema import COST_FRAME_COLUMNS, DIMENSIONS
+from features.schema import (
+    COST_FRAME_COLUMNS,
+    DIMENSIONS,
+    MAX_ABS_COST,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+)
 
 #: Arrow schema of the accepted rows every reader returns.
 COST_ARROW_SCHEMA = pa.schema(
@@ -119,3 +125,21 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> None
 def sql_str(value: str | Path) -> str:
     """Quote a string literal for DuckDB SQL."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def cost_ok_sql(expr: str) -> str:
+    """SQL: ``expr`` is a cost in the valid domain (finite, ``|x| <= MAX_ABS_COST``)."""
+    return f"coalesce(isfinite({expr}) AND abs({expr}) <= {MAX_ABS_COST!r}, false)"
+
+
+def ts_ok_sql(expr: str) -> str:
+    """SQL: timestamp ``expr`` lies in the valid domain ``[MIN_TIMESTAMP, MAX_TIMESTAMP)``."""
+    return (
+        f"coalesce({expr} >= TIMESTAMPTZ {sql_str(MIN_TIMESTAMP + ' 00:00:00+00')} "
+        f"AND {expr} < TIMESTAMPTZ {sql_str(MAX_TIMESTAMP + ' 00:00:00+00')}, false)"
+    )
+
+
+def cost_in_domain(value: float | None) -> bool:
+    """A cost in the valid domain (finite, ``|x| <= MAX_ABS_COST``)."""
+    return value is not None and math.isfinite(value) and abs(value) <= MAX_ABS_COST

@@ -42,7 +42,9 @@ from features.readers.base import (
     ReadResult,
     Rejection,
     connect,
+    cost_ok_sql,
     sql_str,
+    ts_ok_sql,
 )
 from features.schema import COST_FRAME_COLUMNS
 
@@ -488,17 +490,17 @@ class _Exprs:
         amort_col = f"""CASE {lt}
             WHEN 'SavingsPlanCoveredUsage' THEN 'savings_plan_savings_plan_effective_cost'
             WHEN 'SavingsPlanRecurringFee' THEN CASE
-                WHEN isfinite({z["savings_plan_total_commitment_to_date"]})
+                WHEN {cost_ok_sql(z["savings_plan_total_commitment_to_date"])}
                 THEN 'savings_plan_used_commitment'
                 ELSE 'savings_plan_total_commitment_to_date' END
             WHEN 'DiscountedUsage' THEN 'reservation_effective_cost'
             WHEN 'RIFee' THEN CASE
-                WHEN isfinite({z["reservation_unused_amortized_upfront_fee_for_billing_period"]})
+                WHEN {cost_ok_sql(z["reservation_unused_amortized_upfront_fee_for_billing_period"])}
                 THEN 'reservation_unused_recurring_fee'
                 ELSE 'reservation_unused_amortized_upfront_fee_for_billing_period' END
             ELSE {sql_str(COST_COL)} END"""
         split_cost = f"{z[SPLIT_COST_COL]} + {z[UNUSED_COST_COL]}"
-        split_col = f"""CASE WHEN isfinite({z[SPLIT_COST_COL]}) THEN {sql_str(UNUSED_COST_COL)}
+        split_col = f"""CASE WHEN {cost_ok_sql(z[SPLIT_COST_COL])} THEN {sql_str(UNUSED_COST_COL)}
             ELSE {sql_str(SPLIT_COST_COL)} END"""
         od_split = self.num("split_line_item_public_on_demand_split_cost")
         od_unused = self.num("split_line_item_public_on_demand_unused_cost")
@@ -566,7 +568,9 @@ def _derive_sql(source: str) -> str:
     rows need other rows, so they are marked afterwards by :data:`_DUPLICATES_SQL` and
     :data:`_SPLIT_SQL` (in place, touching only the few rows concerned).
     """
-    not_finite = "NOT coalesce(isfinite({}), false)"
+    # A cost outside the valid domain (not finite, or beyond MAX_ABS_COST) is not a cost.
+    not_finite = "NOT " + cost_ok_sql("{0}")
+    bad_list = "list_cost IS NOT NULL AND NOT isnan(list_cost) AND NOT " + cost_ok_sql("list_cost")
     key_fields = ", ".join(
         f"coalesce(CAST({c} AS VARCHAR), '')"
         for c in (
@@ -617,16 +621,23 @@ def _derive_sql(source: str) -> str:
         SELECT *,
             parent_id IS NOT NULL AS is_split,
             CASE
-                WHEN ds IS NULL THEN 'invalid_timestamp'
+                WHEN NOT {ts_ok_sql("ds")} THEN 'invalid_timestamp'
+                WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'invalid_timestamp'
+                WHEN ds_end < ds THEN 'invalid_period'
                 WHEN parent_id IS NOT NULL AND {not_finite.format("split_cost")}
                     THEN 'invalid_cost'
                 WHEN parent_id IS NULL AND {not_finite.format("unblended")} THEN 'invalid_cost'
                 WHEN parent_id IS NULL AND {not_finite.format("amortized")} THEN 'invalid_cost'
+                WHEN parent_id IS NULL AND {bad_list} THEN 'invalid_cost'
             END AS reason,
             CASE
-                WHEN ds IS NULL THEN ts_col
+                WHEN NOT {ts_ok_sql("ds")} THEN ts_col
+                WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN {sql_str(END_COL)}
+                WHEN ds_end < ds THEN {sql_str(END_COL)}
                 WHEN parent_id IS NOT NULL THEN split_col
                 WHEN {not_finite.format("unblended")} THEN {sql_str(COST_COL)}
+                WHEN {not_finite.format("amortized")} THEN amort_col
+                WHEN parent_id IS NULL AND {bad_list} THEN 'pricing_public_on_demand_cost'
                 ELSE amort_col
             END AS reason_column,
             CASE WHEN line_item_id IS NOT NULL THEN line_item_id
@@ -819,8 +830,22 @@ def _scan(
             f"WHERE file_idx NOT IN ({', '.join(map(str, unpartitioned))}) "
             f"OR period_key IS NULL OR period_key IN {_in_list(sorted(periods))}"
         )
+    # The billing period a row belongs to is its delivery's (BILLING_PERIOD= partition or
+    # manifest), never the row's own dates: a row outside its delivery's period is kept under
+    # the delivery (and reported), so that it can never make the delivery replace another
+    # period. Only files without a partition fall back to the row's bill / usage month.
+    delivered = [(i, per) for i, per in enumerate(files.periods) if per is not None]
+    delivery_sql = (
+        "CASE file_idx "
+        + " ".join(f"WHEN {i} THEN {sql_str(per)}" for i, per in delivered)
+        + " END"
+        if delivered
+        else "CAST(NULL AS VARCHAR)"
+    )
     source = (
-        "SELECT (CAST(file_idx AS BIGINT) << 40) + row_no AS row_key, * FROM ("
+        "SELECT (CAST(file_idx AS BIGINT) << 40) + row_no AS row_key, "
+        f"* REPLACE (coalesce({delivery_sql}, period_key) AS period_key), "
+        f"{delivery_sql} AS delivery_period, period_key AS row_period FROM ("
         + " UNION ALL ".join(selects)
         + f") {where}"
     )
@@ -929,6 +954,20 @@ def read_cur(
         if n_bad:
             warnings.append(
                 f"{n_bad} row(s) have resource_tags that are not a JSON object; read as untagged"
+            )
+        outside = con.execute(
+            "SELECT r.delivery_period, count(*), min(r.row_period), max(r.row_period), "
+            "arg_min(f.path, r.row_key), arg_min(r.row_no, r.row_key) "
+            "FROM cur_rows AS r JOIN cur_files AS f ON r.file_idx = f.idx "
+            "WHERE r.delivery_period IS NOT NULL "
+            "AND r.row_period IS DISTINCT FROM r.delivery_period "
+            "GROUP BY r.delivery_period ORDER BY r.delivery_period"
+        ).fetchall()
+        for period, n, lo, hi, first_file, first_row in outside:
+            seen = "no billing period" if lo is None else (lo if lo == hi else f"{lo}..{hi}")
+            warnings.append(
+                f"billing period {period}: {n} row(s) dated outside the delivery ({seen}; first "
+                f"{first_file} row {first_row}); kept under {period}, other periods untouched"
             )
 
         accepted_sql = (

@@ -30,8 +30,11 @@ from features.readers.base import (
     ReadResult,
     Rejection,
     connect,
+    cost_in_domain,
+    cost_ok_sql,
     run,
     sql_str,
+    ts_ok_sql,
 )
 from features.schema import COST_FRAME_COLUMNS
 from features.tagkeys import TAG_DIMENSIONS, tag_lookup_table
@@ -498,15 +501,23 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
             charge_category, effective_cost, billed_cost, list_cost, usage_quantity,
             usage_unit, currency, tags_canon, extras, _h, _full, _tags_ok,
             CASE
-              WHEN ds IS NULL THEN 'invalid_timestamp'
-              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'invalid_cost'
-              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'invalid_cost'
+              WHEN NOT {ts_ok_sql("ds")} THEN 'invalid_timestamp'
+              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'invalid_timestamp'
+              WHEN ds_end < ds THEN 'invalid_period'
+              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'invalid_cost'
+              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'invalid_cost'
+              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
+                   AND NOT {cost_ok_sql("list_cost")} THEN 'invalid_cost'
               WHEN charge_category IS NULL THEN 'invalid_charge_category'
             END AS _reason,
             CASE
-              WHEN ds IS NULL THEN 'ChargePeriodStart'
-              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'EffectiveCost'
-              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'BilledCost'
+              WHEN NOT {ts_ok_sql("ds")} THEN 'ChargePeriodStart'
+              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'ChargePeriodEnd'
+              WHEN ds_end < ds THEN 'ChargePeriodEnd'
+              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'EffectiveCost'
+              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'BilledCost'
+              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
+                   AND NOT {cost_ok_sql("list_cost")} THEN 'ListCost'
               WHEN charge_category IS NULL THEN 'ChargeCategory'
             END AS _reason_col
         FROM (
@@ -624,11 +635,11 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
         f"SELECT _fidx, _line, _reason, _reason_col, effective_cost FROM {src} "
         "WHERE _reason IS NOT NULL ORDER BY _ord"
     ).fetchall():
-        cost = float(eff_) if eff_ is not None and math.isfinite(float(eff_)) else math.nan
+        cost = float(eff_) if cost_in_domain(eff_) else math.nan
         rejections.append(Rejection(str(files[int(fi)]), int(line), rcol, str(reason_), cost))
     eff_read = con.execute(
-        "SELECT coalesce(sum(effective_cost), 0) FROM parsed "
-        "WHERE effective_cost IS NOT NULL AND isfinite(effective_cost)"
+        "SELECT coalesce(fsum(effective_cost), 0) FROM parsed "
+        f"WHERE {cost_ok_sql('effective_cost')}"
     ).fetchall()[0][0]
     select = []
     for c in COST_FRAME_COLUMNS:

@@ -1,0 +1,158 @@
+"""Hostile input to the readers and the store (issue 15): nothing is lost silently, nothing
+outside the valid domain is stored, nothing hangs, crashes or reads outside its root."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from features.readers.base import ReadResult
+from features.readers.cur import read_cur
+from features.readers.focus import read_focus
+from features.store import Store
+from tests.features.cur_fixtures import cur_row, cur_table, write_cur_export
+from tests.features.focus_fixtures import focus_row, rows, write_focus_csv
+
+
+def test_a_row_outside_its_delivery_never_deletes_another_period(tmp_path: Path) -> None:
+    """An April delivery holding a row dated March replaces April only, keeps the row."""
+    march = datetime(2025, 3, 10)
+    store = Store(tmp_path / "s.duckdb")
+    first = write_cur_export(
+        tmp_path / "v1",
+        {
+            "2025-03": [
+                [
+                    cur_row(cost=10.0, start=march, line_item_id="m1"),
+                    cur_row(cost=10.0, start=march, line_item_id="m2"),
+                    cur_row(cost=10.0, start=march, line_item_id="m3"),
+                ]
+            ]
+        },
+    )
+    store.ingest(read_cur(first))
+    assert store.totals()["effective_cost"] == pytest.approx(30.0)
+    for bill_start in (datetime(2025, 3, 1), None):
+        stray = cur_row(
+            cost=1.5,
+            start=datetime(2025, 3, 31, 23),
+            line_item_id=f"a-{bill_start is None}",
+            bill_billing_period_start_date=bill_start,
+        )
+        april = write_cur_export(tmp_path / f"v2-{bill_start is None}", {"2025-04": [[stray]]})
+        result = read_cur(april)
+        assert result.replace_prefixes == ["111122223333/2025-04/"]
+        assert any("outside the delivery" in w for w in result.warnings)
+        report = store.ingest(result)
+        # Only the earlier April delivery (the stray row of the first loop) is replaced.
+        assert report.balanced and report.rows_removed == (bill_start is None)
+        assert any("outside the delivery" in w for w in report.to_dict()["warnings"])
+        # March keeps its $30; the stray row is kept (once: the April delivery is replaced).
+        assert store.totals()["effective_cost"] == pytest.approx(31.5)
+
+
+def test_the_store_reports_rows_removed_by_a_restated_period(tmp_path: Path) -> None:
+    march = datetime(2025, 3, 10)
+    store = Store(tmp_path / "s.duckdb")
+    v1 = write_cur_export(
+        tmp_path / "v1",
+        {"2025-03": [[cur_row(cost=1.0, start=march, line_item_id=f"x{i}") for i in range(3)]]},
+    )
+    v2 = write_cur_export(
+        tmp_path / "v2", {"2025-03": [[cur_row(cost=2.0, start=march, line_item_id="y")]]}
+    )
+    store.ingest(read_cur(v1))
+    report = store.ingest(read_cur(v2))
+    assert report.rows_removed == 3
+    assert report.replaced_periods == ["111122223333/2025-03/"]
+
+
+# -- 2. the valid domain -----------------------------------------------------------------------
+
+
+def _focus_store(tmp_path: Path, data: list[dict[str, Any]]) -> tuple[ReadResult, Store]:
+    result = read_focus(write_focus_csv(tmp_path / "f.csv", data))
+    store = Store(":memory:")
+    report = store.ingest(result)
+    assert report.balanced
+    assert result.rows_read == result.rows_accepted + len(result.rejections)
+    assert math.isfinite(store.totals()["effective_cost"])
+    return result, store
+
+
+@pytest.mark.parametrize(
+    ("override", "column", "reason"),
+    [
+        ({"EffectiveCost": "1e308"}, "EffectiveCost", "invalid_cost"),
+        ({"BilledCost": "-1e308"}, "BilledCost", "invalid_cost"),
+        ({"EffectiveCost": "2e12"}, "EffectiveCost", "invalid_cost"),
+        ({"ListCost": "1e300"}, "ListCost", "invalid_cost"),
+        ({"ChargePeriodStart": "294247-01-01T00:00:00Z"}, "ChargePeriodStart", "invalid_timestamp"),
+        ({"ChargePeriodStart": "0001-01-01T00:00:00Z"}, "ChargePeriodStart", "invalid_timestamp"),
+        ({"ChargePeriodStart": "9999-12-31T00:00:00Z"}, "ChargePeriodStart", "invalid_timestamp"),
+        ({"ChargePeriodEnd": "9999-12-31T00:00:00Z"}, "ChargePeriodEnd", "invalid_timestamp"),
+        ({"ChargePeriodEnd": "2024-12-31T00:00:00Z"}, "ChargePeriodEnd", "invalid_period"),
+    ],
+)
+def test_focus_rows_outside_the_valid_domain_are_rejected_with_reasons(
+    tmp_path: Path, override: dict[str, str], column: str, reason: str
+) -> None:
+    data = rows(4)
+    data[1] = focus_row(1, **override)
+    data[2] = focus_row(2, **override)
+    result, store = _focus_store(tmp_path, data)
+    assert [(r.row, r.column, r.reason) for r in result.rejections] == [
+        (3, column, reason),
+        (4, column, reason),
+    ]
+    assert result.rows_accepted == 2
+    assert store.totals()["effective_cost"] < 10
+
+
+def test_negative_costs_stay_valid_data(tmp_path: Path) -> None:
+    data = [focus_row(0), focus_row(1, EffectiveCost="-5.5", BilledCost="-5.5", ListCost="-5.5")]
+    result, _ = _focus_store(tmp_path, data)
+    assert result.rows_accepted == 2 and not result.rejections
+
+
+def test_cur_rows_outside_the_valid_domain_are_rejected(tmp_path: Path) -> None:
+    march = datetime(2025, 3, 10)
+    data = [
+        cur_row(cost=1.0, start=march),
+        cur_row(cost=1e308, start=march),
+        cur_row(cost=1e308, start=march),
+        cur_row(cost=-3.0, start=march),
+        cur_row(cost=1.0, start=march, line_item_usage_end_date=datetime(2025, 3, 9)),
+        cur_row(cost=1.0, start=datetime(2150, 3, 1)),
+    ]
+    root = write_cur_export(tmp_path / "cur", {"2025-03": [data]})
+    result = read_cur(root)
+    got = [(r.row, r.column, r.reason) for r in result.rejections]
+    assert got == [
+        (1, "line_item_unblended_cost", "invalid_cost"),
+        (2, "line_item_unblended_cost", "invalid_cost"),
+        (4, "line_item_usage_end_date", "invalid_period"),
+        (5, "line_item_usage_start_date", "invalid_timestamp"),
+    ]
+    assert result.effective_cost_read == pytest.approx(-2.0 + 1.0 + 1.0)
+    report = Store(":memory:").ingest(result)
+    assert report.balanced
+
+
+def test_cur_costs_as_text_beyond_the_domain_do_not_overflow(tmp_path: Path) -> None:
+    march = datetime(2025, 3, 10)
+    data = [cur_row(cost=1.0, start=march), cur_row(cost=None, start=march)]
+    table = cur_table(data)
+    col = table.schema.get_field_index("line_item_unblended_cost")
+    table = table.set_column(
+        col, "line_item_unblended_cost", pa.array(["1e308", "1e308"], pa.string())
+    )
+    root = write_cur_export(tmp_path / "cur", {"2025-03": [table]})
+    result = read_cur(root)
+    assert [r.reason for r in result.rejections] == ["invalid_cost", "invalid_cost"]
+    assert result.effective_cost_read == 0.0
