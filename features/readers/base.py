@@ -14,7 +14,10 @@ with wrong types, manifest naming a missing file) raise
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,3 +146,30 @@ def ts_ok_sql(expr: str) -> str:
 def cost_in_domain(value: float | None) -> bool:
     """A cost in the valid domain (finite, ``|x| <= MAX_ABS_COST``)."""
     return value is not None and math.isfinite(value) and abs(value) <= MAX_ABS_COST
+
+
+def check_regular_file(path: Path, missing: str = "file not found") -> None:
+    """Refuse anything but a readable regular file (FIFOs would hang, devices never end).
+
+    Raises :class:`~features.exceptions.IngestError` naming the file: "symlink loop",
+    "file not found" or "not a regular file (...)".
+    """
+    from features.exceptions import IngestError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IngestError("symlink loop", path=str(path)) from exc
+        raise IngestError(missing, path=str(path)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a named pipe"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a special file"
+        )
+        raise IngestError(f"not a regular file ({kind})", path=str(path))

@@ -41,6 +41,7 @@ from features.readers.base import (
     COST_ARROW_SCHEMA,
     ReadResult,
     Rejection,
+    check_regular_file,
     connect,
     cost_ok_sql,
     sql_str,
@@ -197,7 +198,14 @@ def _resolve_listed(entry: str, root: Path) -> Path | None:
     key = entry
     if "://" in key:  # s3://bucket/prefix/export/data/BILLING_PERIOD=.../f.parquet
         key = key.split("://", 1)[1].split("/", 1)[-1]
-    parts = [p for p in key.split("/") if p]
+    parts = [p for p in key.replace("\\", "/").split("/") if p]
+    if any(p in (".", "..") for p in parts) or "\x00" in key:
+        raise IngestError(
+            f"manifest entry {entry!r} leaves the export root; refused",
+            path=str(root),
+            column="dataFiles",
+        )
+    inside = root.resolve()
     anchors = [
         i
         for i in range(len(parts) - 1)
@@ -206,7 +214,8 @@ def _resolve_listed(entry: str, root: Path) -> Path | None:
     candidates = [parts[i:] for i in reversed(anchors)] + [parts[i:] for i in range(len(parts))]
     for cand in candidates:
         local = root.joinpath(*cand)
-        if local.is_file():
+        # Every listed file must resolve (symlinks followed) inside the export root.
+        if local.is_file() and local.resolve().is_relative_to(inside):
             return local
     return None
 
@@ -229,6 +238,8 @@ def _load_manifest(manifest: Path) -> dict[str, Any]:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestError(f"manifest is not valid JSON ({exc})", path=str(manifest)) from exc
+    except RecursionError as exc:
+        raise IngestError("manifest JSON is nested too deeply", path=str(manifest)) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("dataFiles"), list):
         raise IngestError(
             "manifest must be a JSON object with a 'dataFiles' list",
@@ -306,9 +317,8 @@ def _files_from_manifests(root: Path, manifests: list[Path], periods: set[str] |
 
 
 def _locate(root: Path, periods: set[str] | None) -> _Files:
-    if not root.exists():
-        raise IngestError("no such file or folder", path=str(root))
-    if root.is_file():
+    if not root.is_dir():
+        check_regular_file(root, missing="no such file or folder")
         files = [root.resolve()]
         return _Files([str(p) for p in files], [_partition_period(p) for p in files], [])
     manifests = (

@@ -29,6 +29,7 @@ from features.readers.base import (
     COST_ARROW_SCHEMA,
     ReadResult,
     Rejection,
+    check_regular_file,
     connect,
     cost_in_domain,
     cost_ok_sql,
@@ -93,20 +94,31 @@ _CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 _NULL_KEY = "\x00<null>"
 
 
-def _files_of(path: Path) -> list[Path]:
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def _files_of(path: Path) -> tuple[list[Path], list[str]]:
+    """The files to read, plus warnings (hidden files skipped in a folder)."""
     if path.is_dir():
-        files = sorted(
+        found = sorted(
             p
             for p in path.rglob("*")
             if p.is_file()
             and (p.suffix.lower() in (".csv", ".parquet") or p.name.endswith(".csv.gz"))
         )
+        # Hidden files (.DS_Store, dotfiles, _SUCCESS markers, editor backups) are not data.
+        hidden = [p for p in path.rglob("*") if p.is_file() and _is_hidden(p, path)]
+        files = [p for p in found if not _is_hidden(p, path)]
+        warnings = []
+        if hidden:
+            shown = ", ".join(str(p.relative_to(path)) for p in hidden[:5])
+            warnings.append(f"skipped {len(hidden)} hidden file(s) in {path}: {shown}")
         if not files:
             raise IngestError("no .csv or .parquet files found in folder", path=str(path))
-        return files
-    if not path.exists():
-        raise IngestError("file not found", path=str(path))
-    return [path]
+        return files, warnings
+    check_regular_file(path)
+    return [path], []
 
 
 def _is_parquet(path: Path) -> bool:
@@ -250,10 +262,9 @@ def read_focus(path: str | Path) -> ReadResult:
         message names the file, and the column where relevant.
     """
     root = Path(path)
-    files = _files_of(root)
+    files, warnings = _files_of(root)
     tables: list[pa.Table] = []
     rejections: list[Rejection] = []
-    warnings: list[str] = []
     rows_read = 0
     eff_read = 0.0
     refs: list[pa.Table] = []

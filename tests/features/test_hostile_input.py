@@ -4,13 +4,16 @@ outside the valid domain is stored, nothing hangs, crashes or reads outside its 
 from __future__ import annotations
 
 import math
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from features.exceptions import IngestError
 from features.readers.base import ReadResult
 from features.readers.cur import read_cur
 from features.readers.focus import read_focus
@@ -156,3 +159,78 @@ def test_cur_costs_as_text_beyond_the_domain_do_not_overflow(tmp_path: Path) -> 
     result = read_cur(root)
     assert [r.reason for r in result.rejections] == ["invalid_cost", "invalid_cost"]
     assert result.effective_cost_read == 0.0
+
+
+# -- 3. crashes and hangs ----------------------------------------------------------------------
+
+
+def test_a_named_pipe_is_refused_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "export.csv"
+    os.mkfifo(fifo)
+    for reader in (read_focus, read_cur):
+        with pytest.raises(IngestError, match="not a regular file") as err:
+            reader(fifo)
+        assert err.value.path == str(fifo)
+
+
+def test_dev_zero_is_not_a_regular_file_and_a_symlink_loop_says_so(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="not a regular file"):
+        read_focus(Path("/dev/zero"))
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    for reader in (read_focus, read_cur):
+        with pytest.raises(IngestError, match="symlink loop"):
+            reader(loop)
+
+
+def test_deeply_nested_tags_are_read_as_untagged_not_a_crash(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    data = [focus_row(0), focus_row(1, Tags='{"a": ' + deep + "}")]
+    result, _ = _focus_store(tmp_path, data)
+    assert result.rows_accepted == 2
+    assert any("not a JSON object" in w for w in result.warnings)
+
+
+def test_deeply_nested_manifest_is_refused_with_a_message(tmp_path: Path) -> None:
+    root = write_cur_export(tmp_path / "cur", {"2025-03": [[cur_row()]]})
+    manifest = root / "metadata/BILLING_PERIOD=2025-03/finops-cur2-Manifest.json"
+    manifest.write_text('{"dataFiles": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(IngestError, match="nested too deeply") as err:
+        read_cur(root)
+    assert err.value.path == str(manifest)
+
+
+def test_hidden_files_in_a_folder_are_skipped_and_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    write_focus_csv(folder / "f.csv", rows(3))
+    (folder / ".DS_Store").write_bytes(b"\x00\x01binary")
+    (folder / ".f.csv.swp.csv").write_text("garbage,\n\x00")
+    result = read_focus(folder)
+    assert result.rows_accepted == 3
+    assert any("skipped 2 hidden file(s)" in w for w in result.warnings)
+
+
+# -- 4. manifest paths stay inside the export root ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry", ["../../../x/secret.parquet", "s3://bucket/../../../x/secret.parquet"]
+)
+def test_manifest_entries_outside_the_export_root_are_refused(tmp_path: Path, entry: str) -> None:
+    secret_dir = tmp_path / "x"
+    secret_dir.mkdir()
+    pq.write_table(cur_table([cur_row(cost=999.0)]), secret_dir / "secret.parquet")
+    root = write_cur_export(tmp_path / "a/b/cur", {"2025-03": [[cur_row()]]}, extra_listed=[entry])
+    with pytest.raises(IngestError, match="leaves the export root"):
+        read_cur(root)
+
+
+def test_a_symlink_out_of_the_export_root_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.parquet"
+    pq.write_table(cur_table([cur_row(cost=999.0)]), outside)
+    root = write_cur_export(
+        tmp_path / "cur", {"2025-03": [[cur_row()]]}, extra_listed=["data/link.parquet"]
+    )
+    (root / "data/link.parquet").symlink_to(outside)
+    with pytest.raises(IngestError, match="does not exist under"):
+        read_cur(root)
