@@ -3,6 +3,7 @@ outside the valid domain is stored, nothing hangs, crashes or reads outside its 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from datetime import datetime
@@ -12,6 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from features.exceptions import IngestError
 from features.readers.base import ReadResult
@@ -234,3 +237,40 @@ def test_a_symlink_out_of_the_export_root_is_not_followed(tmp_path: Path) -> Non
     (root / "data/link.parquet").symlink_to(outside)
     with pytest.raises(IngestError, match="does not exist under"):
         read_cur(root)
+
+
+# -- property: hostile FOCUS rows never break the accounting ------------------------------------
+
+_costs = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["1e308", "-1e308", "NaN", "inf", "-0", "", "abc", "1e12", "-1e13"]),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str),
+)
+_stamps = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ),
+    st.sampled_from(["294247-01-01T00:00:00Z", "", "not a date", "2025-02-30T00:00:00Z"]),
+)
+_tags = st.one_of(
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3).map(json.dumps),
+    st.text(max_size=20),
+    st.sampled_from(["[" * 5000 + "]" * 5000, "{", "null", '{"Team": {"x": 1}}']),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(_costs, _costs, _stamps, _stamps, _tags), min_size=1, max_size=8))
+def test_hostile_focus_rows_keep_the_accounting(tmp_path_factory: Any, cells: list) -> None:
+    data = [
+        focus_row(i, EffectiveCost=e, BilledCost=b, ChargePeriodStart=s, ChargePeriodEnd=t, Tags=g)
+        for i, (e, b, s, t, g) in enumerate(cells)
+    ]
+    path = write_focus_csv(tmp_path_factory.mktemp("h") / "f.csv", data)
+    result = read_focus(path)
+    assert result.rows_read == result.rows_accepted + len(result.rejections)
+    costs = result.table.column("effective_cost").to_pylist()
+    assert all(math.isfinite(c) and abs(c) <= 1e12 for c in costs)
+    report = Store(":memory:").ingest(result)
+    assert report.balanced
+    assert math.isfinite(report.effective_cost_stored)
