@@ -16,6 +16,7 @@ header is line 1) and 0-based row indices for parquet.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -325,6 +326,18 @@ def _columns_of(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
 
 def _check_columns(cols: dict[str, str], file: Path) -> None:
     """Required FOCUS columns present, with usable types; else IngestError naming the file."""
+    for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        # A header naming a column twice (exactly - DuckDB renames the copy to ``c_1`` - or
+        # differing only in case) is ambiguous: which one holds the data cannot be known.
+        same = [k for k in cols if re.fullmatch(re.escape(c.lower()) + r"(_\d+)?", k.lower())]
+        if len(same) > 1 and any(k.lower() == c.lower() for k in same):
+            raise IngestError(
+                f"column {c!r} appears {len(same)} times in the header "
+                f"({', '.join(repr(k) for k in same)}); remove the duplicate",
+                path=str(file),
+                row=1,
+                column=c,
+            )
     names = {c: _resolve(cols, c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
     missing = [c for c in REQUIRED_COLUMNS if _resolve(cols, c) is None]
     if missing:

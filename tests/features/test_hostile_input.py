@@ -274,3 +274,18 @@ def test_hostile_focus_rows_keep_the_accounting(tmp_path_factory: Any, cells: li
     report = Store(":memory:").ingest(result)
     assert report.balanced
     assert math.isfinite(report.effective_cost_stored)
+
+
+# -- 6. ambiguous headers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", ["EffectiveCost", "effectivecost"])
+def test_a_duplicated_column_fails_naming_it(tmp_path: Path, second: str) -> None:
+    path = write_focus_csv(tmp_path / "f.csv", rows(2))
+    lines = path.read_text().splitlines()
+    lines[0] += f",{second}"
+    lines[1:] = [line + ",999" for line in lines[1:]]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IngestError, match="'EffectiveCost' appears 2 times") as err:
+        read_focus(path)
+    assert err.value.column == "EffectiveCost"
