@@ -92,6 +92,14 @@ FORECAST_FRAME_COLUMNS: tuple[str, ...] = (
     "hi_95",
 )
 
+#: The valid domain of a cost row; readers reject rows outside it, row by row, with a reason.
+#: Costs must be finite with ``|cost| <= MAX_ABS_COST`` (negative costs are valid data);
+#: charge periods must lie in ``[MIN_TIMESTAMP, MAX_TIMESTAMP)`` (UTC) and end no earlier
+#: than they start.
+MAX_ABS_COST: float = 1e12
+MIN_TIMESTAMP: str = "2000-01-01"
+MAX_TIMESTAMP: str = "2100-01-01"
+
 #: Allowed values of ``charge_category`` (FOCUS 1.x ChargeCategory).
 CHARGE_CATEGORIES: frozenset[str] = frozenset({"Usage", "Purchase", "Tax", "Credit", "Adjustment"})
 #: Allowed values of ``purchase_option``.

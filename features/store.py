@@ -69,6 +69,10 @@ class IngestReport:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     rejected_examples: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows of earlier ingests deleted because this delivery restates their whole period
+    #: (``replaced_periods``, the line-id prefixes the delivery replaces).
+    rows_removed: int = 0
+    replaced_periods: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -188,12 +192,13 @@ class Store:
                     )
                 # A restated billing period replaces the old one as a whole (its line ids
                 # may differ between deliveries): drop what is left of the old rows.
+                removed = 0
                 for prefix in result.replace_prefixes:
-                    run(
-                        self.con,
+                    ((n_removed,),) = self.con.execute(
                         "DELETE FROM cost WHERE source = ? AND starts_with(line_id, ?)",
                         [result.source, prefix],
-                    )
+                    ).fetchall()
+                    removed += int(n_removed)
                 run(
                     self.con,
                     f"INSERT INTO cost SELECT {', '.join(COST_FRAME_COLUMNS)}, {ingest_id} "
@@ -227,6 +232,8 @@ class Store:
                 seconds=0.0,
                 warnings=list(result.warnings),
                 rejected_examples=[_rej_dict(r) for r in result.rejections[:20]],
+                rows_removed=removed,
+                replaced_periods=list(result.replace_prefixes),
             )
             report.seconds = round(time.perf_counter() - t0, 3)
             self._log_ingest(ingest_id, "cost", report.source, report.files, report.to_dict())

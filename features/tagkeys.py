@@ -112,7 +112,7 @@ def parse_tags(raw: str | Mapping[str, object] | None) -> tuple[dict[str, str], 
         return {}, True
     try:
         obj = json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # deeply nested: not a tag object
         return {}, False
     if not isinstance(obj, dict):
         return {}, False

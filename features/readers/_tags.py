@@ -109,7 +109,7 @@ def parse_tags_text(text: str | None) -> dict[str, Any] | None:
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON is not a tag object
         return None
     return value if isinstance(value, dict) else None
 

@@ -14,7 +14,10 @@ with wrong types, manifest naming a missing file) raise
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from features.schema import COST_FRAME_COLUMNS, DIMENSIONS
+from features.schema import (
+    COST_FRAME_COLUMNS,
+    DIMENSIONS,
+    MAX_ABS_COST,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+)
 
 #: Arrow schema of the accepted rows every reader returns.
 COST_ARROW_SCHEMA = pa.schema(
@@ -119,3 +128,48 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> None
 def sql_str(value: str | Path) -> str:
     """Quote a string literal for DuckDB SQL."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def cost_ok_sql(expr: str) -> str:
+    """SQL: ``expr`` is a cost in the valid domain (finite, ``|x| <= MAX_ABS_COST``)."""
+    return f"coalesce(isfinite({expr}) AND abs({expr}) <= {MAX_ABS_COST!r}, false)"
+
+
+def ts_ok_sql(expr: str) -> str:
+    """SQL: timestamp ``expr`` lies in the valid domain ``[MIN_TIMESTAMP, MAX_TIMESTAMP)``."""
+    return (
+        f"coalesce({expr} >= TIMESTAMPTZ {sql_str(MIN_TIMESTAMP + ' 00:00:00+00')} "
+        f"AND {expr} < TIMESTAMPTZ {sql_str(MAX_TIMESTAMP + ' 00:00:00+00')}, false)"
+    )
+
+
+def cost_in_domain(value: float | None) -> bool:
+    """A cost in the valid domain (finite, ``|x| <= MAX_ABS_COST``)."""
+    return value is not None and math.isfinite(value) and abs(value) <= MAX_ABS_COST
+
+
+def check_regular_file(path: Path, missing: str = "file not found") -> None:
+    """Refuse anything but a readable regular file (FIFOs would hang, devices never end).
+
+    Raises :class:`~features.exceptions.IngestError` naming the file: "symlink loop",
+    "file not found" or "not a regular file (...)".
+    """
+    from features.exceptions import IngestError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IngestError("symlink loop", path=str(path)) from exc
+        raise IngestError(missing, path=str(path)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a named pipe"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a special file"
+        )
+        raise IngestError(f"not a regular file ({kind})", path=str(path))

@@ -41,8 +41,11 @@ from features.readers.base import (
     COST_ARROW_SCHEMA,
     ReadResult,
     Rejection,
+    check_regular_file,
     connect,
+    cost_ok_sql,
     sql_str,
+    ts_ok_sql,
 )
 from features.schema import COST_FRAME_COLUMNS
 
@@ -195,7 +198,14 @@ def _resolve_listed(entry: str, root: Path) -> Path | None:
     key = entry
     if "://" in key:  # s3://bucket/prefix/export/data/BILLING_PERIOD=.../f.parquet
         key = key.split("://", 1)[1].split("/", 1)[-1]
-    parts = [p for p in key.split("/") if p]
+    parts = [p for p in key.replace("\\", "/").split("/") if p]
+    if any(p in (".", "..") for p in parts) or "\x00" in key:
+        raise IngestError(
+            f"manifest entry {entry!r} leaves the export root; refused",
+            path=str(root),
+            column="dataFiles",
+        )
+    inside = root.resolve()
     anchors = [
         i
         for i in range(len(parts) - 1)
@@ -204,7 +214,8 @@ def _resolve_listed(entry: str, root: Path) -> Path | None:
     candidates = [parts[i:] for i in reversed(anchors)] + [parts[i:] for i in range(len(parts))]
     for cand in candidates:
         local = root.joinpath(*cand)
-        if local.is_file():
+        # Every listed file must resolve (symlinks followed) inside the export root.
+        if local.is_file() and local.resolve().is_relative_to(inside):
             return local
     return None
 
@@ -227,6 +238,8 @@ def _load_manifest(manifest: Path) -> dict[str, Any]:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestError(f"manifest is not valid JSON ({exc})", path=str(manifest)) from exc
+    except RecursionError as exc:
+        raise IngestError("manifest JSON is nested too deeply", path=str(manifest)) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("dataFiles"), list):
         raise IngestError(
             "manifest must be a JSON object with a 'dataFiles' list",
@@ -304,9 +317,8 @@ def _files_from_manifests(root: Path, manifests: list[Path], periods: set[str] |
 
 
 def _locate(root: Path, periods: set[str] | None) -> _Files:
-    if not root.exists():
-        raise IngestError("no such file or folder", path=str(root))
-    if root.is_file():
+    if not root.is_dir():
+        check_regular_file(root, missing="no such file or folder")
         files = [root.resolve()]
         return _Files([str(p) for p in files], [_partition_period(p) for p in files], [])
     manifests = (
@@ -488,17 +500,17 @@ class _Exprs:
         amort_col = f"""CASE {lt}
             WHEN 'SavingsPlanCoveredUsage' THEN 'savings_plan_savings_plan_effective_cost'
             WHEN 'SavingsPlanRecurringFee' THEN CASE
-                WHEN isfinite({z["savings_plan_total_commitment_to_date"]})
+                WHEN {cost_ok_sql(z["savings_plan_total_commitment_to_date"])}
                 THEN 'savings_plan_used_commitment'
                 ELSE 'savings_plan_total_commitment_to_date' END
             WHEN 'DiscountedUsage' THEN 'reservation_effective_cost'
             WHEN 'RIFee' THEN CASE
-                WHEN isfinite({z["reservation_unused_amortized_upfront_fee_for_billing_period"]})
+                WHEN {cost_ok_sql(z["reservation_unused_amortized_upfront_fee_for_billing_period"])}
                 THEN 'reservation_unused_recurring_fee'
                 ELSE 'reservation_unused_amortized_upfront_fee_for_billing_period' END
             ELSE {sql_str(COST_COL)} END"""
         split_cost = f"{z[SPLIT_COST_COL]} + {z[UNUSED_COST_COL]}"
-        split_col = f"""CASE WHEN isfinite({z[SPLIT_COST_COL]}) THEN {sql_str(UNUSED_COST_COL)}
+        split_col = f"""CASE WHEN {cost_ok_sql(z[SPLIT_COST_COL])} THEN {sql_str(UNUSED_COST_COL)}
             ELSE {sql_str(SPLIT_COST_COL)} END"""
         od_split = self.num("split_line_item_public_on_demand_split_cost")
         od_unused = self.num("split_line_item_public_on_demand_unused_cost")
@@ -566,7 +578,9 @@ def _derive_sql(source: str) -> str:
     rows need other rows, so they are marked afterwards by :data:`_DUPLICATES_SQL` and
     :data:`_SPLIT_SQL` (in place, touching only the few rows concerned).
     """
-    not_finite = "NOT coalesce(isfinite({}), false)"
+    # A cost outside the valid domain (not finite, or beyond MAX_ABS_COST) is not a cost.
+    not_finite = "NOT " + cost_ok_sql("{0}")
+    bad_list = "list_cost IS NOT NULL AND NOT isnan(list_cost) AND NOT " + cost_ok_sql("list_cost")
     key_fields = ", ".join(
         f"coalesce(CAST({c} AS VARCHAR), '')"
         for c in (
@@ -617,16 +631,23 @@ def _derive_sql(source: str) -> str:
         SELECT *,
             parent_id IS NOT NULL AS is_split,
             CASE
-                WHEN ds IS NULL THEN 'invalid_timestamp'
+                WHEN NOT {ts_ok_sql("ds")} THEN 'invalid_timestamp'
+                WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'invalid_timestamp'
+                WHEN ds_end < ds THEN 'invalid_period'
                 WHEN parent_id IS NOT NULL AND {not_finite.format("split_cost")}
                     THEN 'invalid_cost'
                 WHEN parent_id IS NULL AND {not_finite.format("unblended")} THEN 'invalid_cost'
                 WHEN parent_id IS NULL AND {not_finite.format("amortized")} THEN 'invalid_cost'
+                WHEN parent_id IS NULL AND {bad_list} THEN 'invalid_cost'
             END AS reason,
             CASE
-                WHEN ds IS NULL THEN ts_col
+                WHEN NOT {ts_ok_sql("ds")} THEN ts_col
+                WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN {sql_str(END_COL)}
+                WHEN ds_end < ds THEN {sql_str(END_COL)}
                 WHEN parent_id IS NOT NULL THEN split_col
                 WHEN {not_finite.format("unblended")} THEN {sql_str(COST_COL)}
+                WHEN {not_finite.format("amortized")} THEN amort_col
+                WHEN parent_id IS NULL AND {bad_list} THEN 'pricing_public_on_demand_cost'
                 ELSE amort_col
             END AS reason_column,
             CASE WHEN line_item_id IS NOT NULL THEN line_item_id
@@ -819,8 +840,22 @@ def _scan(
             f"WHERE file_idx NOT IN ({', '.join(map(str, unpartitioned))}) "
             f"OR period_key IS NULL OR period_key IN {_in_list(sorted(periods))}"
         )
+    # The billing period a row belongs to is its delivery's (BILLING_PERIOD= partition or
+    # manifest), never the row's own dates: a row outside its delivery's period is kept under
+    # the delivery (and reported), so that it can never make the delivery replace another
+    # period. Only files without a partition fall back to the row's bill / usage month.
+    delivered = [(i, per) for i, per in enumerate(files.periods) if per is not None]
+    delivery_sql = (
+        "CASE file_idx "
+        + " ".join(f"WHEN {i} THEN {sql_str(per)}" for i, per in delivered)
+        + " END"
+        if delivered
+        else "CAST(NULL AS VARCHAR)"
+    )
     source = (
-        "SELECT (CAST(file_idx AS BIGINT) << 40) + row_no AS row_key, * FROM ("
+        "SELECT (CAST(file_idx AS BIGINT) << 40) + row_no AS row_key, "
+        f"* REPLACE (coalesce({delivery_sql}, period_key) AS period_key), "
+        f"{delivery_sql} AS delivery_period, period_key AS row_period FROM ("
         + " UNION ALL ".join(selects)
         + f") {where}"
     )
@@ -929,6 +964,20 @@ def read_cur(
         if n_bad:
             warnings.append(
                 f"{n_bad} row(s) have resource_tags that are not a JSON object; read as untagged"
+            )
+        outside = con.execute(
+            "SELECT r.delivery_period, count(*), min(r.row_period), max(r.row_period), "
+            "arg_min(f.path, r.row_key), arg_min(r.row_no, r.row_key) "
+            "FROM cur_rows AS r JOIN cur_files AS f ON r.file_idx = f.idx "
+            "WHERE r.delivery_period IS NOT NULL "
+            "AND r.row_period IS DISTINCT FROM r.delivery_period "
+            "GROUP BY r.delivery_period ORDER BY r.delivery_period"
+        ).fetchall()
+        for period, n, lo, hi, first_file, first_row in outside:
+            seen = "no billing period" if lo is None else (lo if lo == hi else f"{lo}..{hi}")
+            warnings.append(
+                f"billing period {period}: {n} row(s) dated outside the delivery ({seen}; first "
+                f"{first_file} row {first_row}); kept under {period}, other periods untouched"
             )
 
         accepted_sql = (

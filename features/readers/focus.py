@@ -16,6 +16,7 @@ header is line 1) and 0-based row indices for parquet.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,9 +30,13 @@ from features.readers.base import (
     COST_ARROW_SCHEMA,
     ReadResult,
     Rejection,
+    check_regular_file,
     connect,
+    cost_in_domain,
+    cost_ok_sql,
     run,
     sql_str,
+    ts_ok_sql,
 )
 from features.schema import COST_FRAME_COLUMNS
 from features.tagkeys import TAG_DIMENSIONS, tag_lookup_table
@@ -90,20 +95,31 @@ _CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 _NULL_KEY = "\x00<null>"
 
 
-def _files_of(path: Path) -> list[Path]:
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def _files_of(path: Path) -> tuple[list[Path], list[str]]:
+    """The files to read, plus warnings (hidden files skipped in a folder)."""
     if path.is_dir():
-        files = sorted(
+        found = sorted(
             p
             for p in path.rglob("*")
             if p.is_file()
             and (p.suffix.lower() in (".csv", ".parquet") or p.name.endswith(".csv.gz"))
         )
+        # Hidden files (.DS_Store, dotfiles, _SUCCESS markers, editor backups) are not data.
+        hidden = [p for p in path.rglob("*") if p.is_file() and _is_hidden(p, path)]
+        files = [p for p in found if not _is_hidden(p, path)]
+        warnings = []
+        if hidden:
+            shown = ", ".join(str(p.relative_to(path)) for p in hidden[:5])
+            warnings.append(f"skipped {len(hidden)} hidden file(s) in {path}: {shown}")
         if not files:
             raise IngestError("no .csv or .parquet files found in folder", path=str(path))
-        return files
-    if not path.exists():
-        raise IngestError("file not found", path=str(path))
-    return [path]
+        return files, warnings
+    check_regular_file(path)
+    return [path], []
 
 
 def _is_parquet(path: Path) -> bool:
@@ -247,10 +263,9 @@ def read_focus(path: str | Path) -> ReadResult:
         message names the file, and the column where relevant.
     """
     root = Path(path)
-    files = _files_of(root)
+    files, warnings = _files_of(root)
     tables: list[pa.Table] = []
     rejections: list[Rejection] = []
-    warnings: list[str] = []
     rows_read = 0
     eff_read = 0.0
     refs: list[pa.Table] = []
@@ -311,6 +326,18 @@ def _columns_of(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
 
 def _check_columns(cols: dict[str, str], file: Path) -> None:
     """Required FOCUS columns present, with usable types; else IngestError naming the file."""
+    for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        # A header naming a column twice (exactly - DuckDB renames the copy to ``c_1`` - or
+        # differing only in case) is ambiguous: which one holds the data cannot be known.
+        same = [k for k in cols if re.fullmatch(re.escape(c.lower()) + r"(_\d+)?", k.lower())]
+        if len(same) > 1 and any(k.lower() == c.lower() for k in same):
+            raise IngestError(
+                f"column {c!r} appears {len(same)} times in the header "
+                f"({', '.join(repr(k) for k in same)}); remove the duplicate",
+                path=str(file),
+                row=1,
+                column=c,
+            )
     names = {c: _resolve(cols, c) for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
     missing = [c for c in REQUIRED_COLUMNS if _resolve(cols, c) is None]
     if missing:
@@ -498,15 +525,23 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
             charge_category, effective_cost, billed_cost, list_cost, usage_quantity,
             usage_unit, currency, tags_canon, extras, _h, _full, _tags_ok,
             CASE
-              WHEN ds IS NULL THEN 'invalid_timestamp'
-              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'invalid_cost'
-              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'invalid_cost'
+              WHEN NOT {ts_ok_sql("ds")} THEN 'invalid_timestamp'
+              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'invalid_timestamp'
+              WHEN ds_end < ds THEN 'invalid_period'
+              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'invalid_cost'
+              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'invalid_cost'
+              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
+                   AND NOT {cost_ok_sql("list_cost")} THEN 'invalid_cost'
               WHEN charge_category IS NULL THEN 'invalid_charge_category'
             END AS _reason,
             CASE
-              WHEN ds IS NULL THEN 'ChargePeriodStart'
-              WHEN effective_cost IS NULL OR NOT isfinite(effective_cost) THEN 'EffectiveCost'
-              WHEN billed_cost IS NULL OR NOT isfinite(billed_cost) THEN 'BilledCost'
+              WHEN NOT {ts_ok_sql("ds")} THEN 'ChargePeriodStart'
+              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'ChargePeriodEnd'
+              WHEN ds_end < ds THEN 'ChargePeriodEnd'
+              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'EffectiveCost'
+              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'BilledCost'
+              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
+                   AND NOT {cost_ok_sql("list_cost")} THEN 'ListCost'
               WHEN charge_category IS NULL THEN 'ChargeCategory'
             END AS _reason_col
         FROM (
@@ -624,11 +659,11 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
         f"SELECT _fidx, _line, _reason, _reason_col, effective_cost FROM {src} "
         "WHERE _reason IS NOT NULL ORDER BY _ord"
     ).fetchall():
-        cost = float(eff_) if eff_ is not None and math.isfinite(float(eff_)) else math.nan
+        cost = float(eff_) if cost_in_domain(eff_) else math.nan
         rejections.append(Rejection(str(files[int(fi)]), int(line), rcol, str(reason_), cost))
     eff_read = con.execute(
-        "SELECT coalesce(sum(effective_cost), 0) FROM parsed "
-        "WHERE effective_cost IS NOT NULL AND isfinite(effective_cost)"
+        "SELECT coalesce(fsum(effective_cost), 0) FROM parsed "
+        f"WHERE {cost_ok_sql('effective_cost')}"
     ).fetchall()[0][0]
     select = []
     for c in COST_FRAME_COLUMNS:

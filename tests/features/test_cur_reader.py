@@ -503,7 +503,10 @@ def test_newest_manifest_of_a_period_wins(tmp_path: Path) -> None:
 def test_manifest_with_s3_uris(tmp_path: Path) -> None:
     root = write_cur_export(
         tmp_path / "cur",
-        {"2025-03": [[cur_row("Usage", 1.0)]], "2025-04": [[cur_row("Usage", 2.0)]]},
+        {
+            "2025-03": [[cur_row("Usage", 1.0)]],
+            "2025-04": [[cur_row("Usage", 2.0, start=datetime(2025, 4, 1))]],
+        },
         s3_uris=True,
     )
     doc = json.loads(

@@ -35,6 +35,7 @@ def store(tmp_path: Path) -> Store:
             focus_row(
                 i,
                 ChargePeriodStart=ds,
+                ChargePeriodEnd=ds.replace(":00:00Z", ":59:00Z"),
                 EffectiveCost=str(cost),
                 BilledCost=str(cost),
                 Tags=tags,
