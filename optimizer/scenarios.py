@@ -178,7 +178,7 @@ def _default_sharing() -> list[Kind]:
 class ScenarioSpec(_Strict):
     """Drivers of one what-if scenario (see the module docstring for their effect)."""
 
-    name: str
+    name: str = Field(max_length=200)
     description: str = ""
     horizon_months: int | None = Field(default=None, ge=1, le=36)
     growth_pct_per_month: dict[str, float] = Field(default_factory=dict)

@@ -24,6 +24,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +93,17 @@ class KeyRing:
         return f"KeyRing({len(self)} keys)"
 
     def lookup(self, key: str) -> Principal | None:
-        """The principal of ``key``, or ``None`` when it is not a known key."""
-        digest = hash_key(key)
-        found = self._by_digest.get(digest)
-        if found is None:
-            return None
-        # The dict found the digest already; the constant-time compare keeps the
-        # check honest should the lookup ever become a scan.
-        return found if hmac.compare_digest(digest, hash_key(key)) else None
+        """The principal of ``key``, or ``None`` when it is not a known key.
+
+        The presented key's digest is compared with every stored digest in constant
+        time (no early exit), so the answer time does not depend on which digest matched.
+        """
+        digest = hash_key(key).encode("ascii")
+        found: Principal | None = None
+        for stored, principal in self._by_digest.items():
+            if hmac.compare_digest(digest, stored.encode("ascii")):
+                found = principal
+        return found
 
     @classmethod
     def from_sources(cls, env_keys: str | None = None, keys_file: Path | None = None) -> KeyRing:
@@ -164,3 +170,66 @@ def _read_keys_file(path: Path) -> list[tuple[str, Principal]]:
             raise ConfigError(f"{where}: the digest must be 'sha256:' and 64 hex digits") from None
         out.append((digest.lower(), Principal(name, _parse_scopes(scopes, where))))
     return out
+
+
+class FailedAuthLimiter:
+    """Failed authentications per client address in a sliding window, in memory.
+
+    After ``max_failures`` failures within ``window_s`` seconds a client is refused (429)
+    until its oldest failure in the window expires; a successful authentication does not
+    reset the count. At most ``max_clients`` addresses are tracked (the stalest are
+    dropped first), so a flood of addresses cannot grow the process without bound.
+
+    >>> lim = FailedAuthLimiter(max_failures=2, window_s=60)
+    >>> lim.retry_after("10.0.0.1", now=0.0) is None
+    True
+    >>> lim.failed("10.0.0.1", now=0.0); lim.failed("10.0.0.1", now=1.0)
+    >>> lim.retry_after("10.0.0.1", now=2.0)
+    58
+    >>> lim.retry_after("10.0.0.1", now=61.0) is None
+    True
+    """
+
+    def __init__(
+        self, max_failures: int = 10, window_s: float = 60.0, max_clients: int = 10_000
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _trim(self, client: str, now: float) -> deque[float] | None:
+        q = self._failures.get(client)
+        if q is None:
+            return None
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        if not q:
+            del self._failures[client]
+            return None
+        return q
+
+    def retry_after(self, client: str, now: float | None = None) -> int | None:
+        """Seconds until ``client`` may try again, or ``None`` when it is not blocked."""
+        if self.max_failures <= 0:
+            return None
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._trim(client, now)
+            if q is None or len(q) < self.max_failures:
+                return None
+            return max(1, int(q[-self.max_failures] + self.window_s - now + 0.999))
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Count one failed authentication of ``client``."""
+        if self.max_failures <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._trim(client, now)
+            if q is None:
+                if len(self._failures) >= self.max_clients:
+                    self._failures.pop(next(iter(self._failures)), None)
+                q = self._failures[client] = deque(maxlen=self.max_failures)
+            q.append(now)

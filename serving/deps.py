@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from serving.auth import KeyRing, Principal
+from serving.auth import FailedAuthLimiter, KeyRing, Principal
 from serving.state import Snapshot
 
 _bearer = HTTPBearer(
@@ -25,21 +25,51 @@ UNAUTHENTICATED = HTTPException(
 FORBIDDEN = HTTPException(status_code=403, detail="forbidden")
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller's principal, or 401; 429 (``Retry-After``) for a client address that
+    failed too often lately (see :class:`serving.auth.FailedAuthLimiter`).
+
+    The result is kept on the request, so a second dependency asking again costs nothing
+    and a failure is counted once.
+    """
+    done = getattr(request.state, "principal", None)
+    if done is not None:
+        return done  # type: ignore[no-any-return]
+    limiter: FailedAuthLimiter | None = getattr(request.app.state, "auth_limiter", None)
+    client = _client(request)
+    if limiter is not None:
+        wait = limiter.retry_after(client)
+        if wait is not None:
+            raise HTTPException(
+                status_code=429,
+                detail="too many failed authentications; try again later",
+                headers={"Retry-After": str(wait)},
+            )
+    ring: KeyRing = request.app.state.keyring
+    principal = ring.lookup(credentials.credentials) if credentials is not None else None
+    if principal is None:
+        if limiter is not None and credentials is not None:
+            limiter.failed(client)  # a wrong key (a missing one guesses nothing)
+        raise UNAUTHENTICATED
+    request.state.principal = principal
+    return principal
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting keys that hold ``scope`` (401 unknown key, 403 no scope)."""
 
     async def check(request: Request, credentials: Credentials) -> Principal:
-        if credentials is None:
-            raise UNAUTHENTICATED
-        ring: KeyRing = request.app.state.keyring
-        principal = ring.lookup(credentials.credentials)
-        if principal is None:
-            raise UNAUTHENTICATED
+        principal = authenticate(request, credentials)
         if scope not in principal.scopes:
             raise FORBIDDEN
         return principal
 
     check.__name__ = f"require_{scope}"
+    check.needs_key = True  # type: ignore[attr-defined]
     return check
 
 
@@ -76,6 +106,13 @@ def _query_names(dependant: Any) -> set[str]:
     return out
 
 
+def _needs_key(dependant: Any) -> bool:
+    """Whether a route's dependency tree asks for an API key (:func:`require`)."""
+    if getattr(getattr(dependant, "call", None), "needs_key", False):
+        return True
+    return any(_needs_key(sub) for sub in getattr(dependant, "dependencies", []))
+
+
 async def no_unknown_query(request: Request) -> None:
     """422 for a query parameter the route does not take (``?horizn=48`` is a typo, not a
     request for the default horizon)."""
@@ -91,6 +128,9 @@ async def no_unknown_query(request: Request) -> None:
         _QUERY_NAMES[id(route)] = names
     for key in request.query_params:
         if key not in names:
+            if _needs_key(dependant):
+                # Authenticate first: the answer lists the route's parameter names.
+                authenticate(request, await _bearer(request))
             expected = ", ".join(sorted(names)) or "none"
             raise invalid(["query", key], f"unknown query parameter; expected: {expected}", key)
 

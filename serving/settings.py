@@ -48,6 +48,13 @@ class ServingSettings(BaseSettings):
         Largest horizon (in steps of the series' frequency) a request may ask for.
     max_batch : int
         Largest number of series in one batch request.
+    max_request_bytes : int
+        Largest request body; a larger one is answered 413 before it is parsed.
+    auth_max_failures, auth_failure_window_s : int, float
+        A client address with this many failed authentications within the window gets
+        429 with ``Retry-After`` instead of 401 until the oldest failure expires.
+    timeout_keep_alive_s, limit_concurrency, max_header_bytes
+        uvicorn limits (see :func:`serving.app.serve`).
     """
 
     model_config = SettingsConfigDict(env_prefix="FORECASTER_", extra="ignore")
@@ -72,6 +79,31 @@ class ServingSettings(BaseSettings):
     )
     scenario_time_limit_s: float = Field(
         default=5.0, gt=0, le=120, description="Packing time limit of one what-if."
+    )
+
+    max_request_bytes: int = Field(
+        default=1 << 20, ge=1024, le=1 << 30, description="Largest request body (else 413)."
+    )
+    auth_max_failures: int = Field(
+        default=10,
+        ge=0,
+        description="Failed authentications per client address within auth_failure_window_s "
+        "before it gets 429 (0: no limit).",
+    )
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="Window of auth_max_failures."
+    )
+    timeout_keep_alive_s: float = Field(
+        default=5.0, gt=0, le=300, description="uvicorn: close idle keep-alive connections."
+    )
+    limit_concurrency: int | None = Field(
+        default=1000, ge=1, description="uvicorn: connections+tasks at once before 503."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1 << 20,
+        description="uvicorn (h11): largest incomplete request head (headers) buffered.",
     )
 
     @field_validator("model_name", "tracking_uri", mode="before")

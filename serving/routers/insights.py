@@ -24,7 +24,14 @@ def _parse_time(text: str, param: str) -> datetime:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise invalid(["query", param], "must be an ISO 8601 time", text) from None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    ts = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    try:
+        utc = ts.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is past datetime.max in UTC
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 2200:
+        raise invalid(["query", param], "must be a time between 1970 and 2200", text)
+    return utc
 
 
 def build_router() -> APIRouter:
