@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving.auth import KeyRing
+from serving.ids import ADDRESSING
 from serving.loader import Loader
 from serving.metrics import HotPathMiddleware, MetricsMiddleware, ServingMetrics
 from serving.routers.scenarios import BaselineProvider
@@ -35,6 +36,7 @@ scenarios of the forecaster FinOps engine.
 Every route except `/healthz` and `/readyz` needs an API key as a bearer token
 (`Authorization: Bearer <key>`): `read` for GET routes and the forecast batch, `write`
 for reloads and scenarios."""
+DESCRIPTION += "\n" + ADDRESSING  # how ids are addressed (serving.ids)
 
 
 async def _poll(loader: Loader, every_s: float) -> None:
