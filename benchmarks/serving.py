@@ -51,6 +51,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, machine, resolve_data, write_result
+from serving.ids import quote_id
 
 NAME = "bench-load-hourly"
 READ_KEY = "bench-reader-key-0001"
@@ -254,15 +255,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(15)
 
 
-def nab_load(data: Path, n_series: int) -> pd.DataFrame:
-    """Hourly sums of NAB CloudWatch series as ``unique_id, ds, y``."""
+def nab_load(data: Path, n_series: int, id_prefix: str = "") -> pd.DataFrame:
+    """Hourly sums of NAB CloudWatch series as ``unique_id, ds, y`` (ids ``id_prefix + stem``)."""
     files = sorted((data / "nab" / "realAWSCloudwatch").glob("*.csv"))[:n_series]
     parts = []
     for f in files:
         df = pd.read_csv(f, parse_dates=["timestamp"])
         s = df.set_index("timestamp")["value"].resample("h").mean().dropna()
         parts.append(
-            pd.DataFrame({"unique_id": f.stem, "ds": s.index.tz_localize("UTC"), "y": s.to_numpy()})
+            pd.DataFrame(
+                {
+                    "unique_id": id_prefix + f.stem,
+                    "ds": s.index.tz_localize("UTC"),
+                    "y": s.to_numpy(),
+                }
+            )
         )
     return pd.concat(parts, ignore_index=True)
 
@@ -367,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="runs per point (median reported)")
     ap.add_argument("--no-mlflow", action="store_true", help="skip the MLflow anchor")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--id-prefix",
+        default="",
+        help="prefix of every series id, e.g. 'eks-ml-prod/nlp (gpu)/' for nested ids "
+        "(sent percent-encoded, serving.ids)",
+    )
     args = ap.parse_args(argv)
 
     data = resolve_data(args.data, "nab")
@@ -379,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MLFLOW_ARTIFACTS_DESTINATION"] = str(tmp / "artifacts")
     print(f"workdir {tmp}; server CPU {srv_cpu}, load generator CPU {gen_cpu}", flush=True)
 
-    train = nab_load(data, args.series)
+    train = nab_load(data, args.series, args.id_prefix)
     version, fc = register(train, uri, season=24)
     store = tmp / "store.duckdb"
     write_store(store, fc, version)
@@ -400,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             "ours /v1/forecasts/{id}": (
                 ours_port,
                 [
-                    get_req(host, ours_port, f"/v1/forecasts/{u}?horizon={HORIZON}", READ_KEY)
+                    get_req(
+                        host, ours_port, f"/v1/forecasts/{quote_id(u)}?horizon={HORIZON}", READ_KEY
+                    )
                     for u in ids
                 ],
             ),
@@ -410,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                     get_req(
                         host,
                         ours_port,
-                        f"/v1/scaling/{u}?horizon={HORIZON}h&quantile=0.9",
+                        f"/v1/scaling/{quote_id(u)}?horizon={HORIZON}h&quantile=0.9",
                         READ_KEY,
                     )
                     for u in ids
@@ -573,7 +588,7 @@ def hot_swap(
     """Promote a new version while a closed loop runs; count failures and versions seen."""
     import threading
 
-    reqs = [get_req(host, port, f"/v1/forecasts/{u}?horizon=24", READ_KEY) for u in ids]
+    reqs = [get_req(host, port, f"/v1/forecasts/{quote_id(u)}?horizon=24", READ_KEY) for u in ids]
     spec = {
         "host": host,
         "port": port,

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving.auth import FailedAuthLimiter, KeyRing
+from serving.ids import ADDRESSING
 from serving.loader import Loader
 from serving.metrics import (
     HotPathMiddleware,
@@ -45,6 +46,7 @@ scenarios of the forecaster FinOps engine.
 Every route except `/healthz` and `/readyz` needs an API key as a bearer token
 (`Authorization: Bearer <key>`): `read` for GET routes and the forecast batch, `write`
 for reloads and scenarios."""
+DESCRIPTION += "\n" + ADDRESSING  # how ids are addressed (serving.ids)
 
 
 #: Longest string (characters) of a 422 error's ``input`` and ``msg`` echoed to the client.

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.exceptions import InvalidFrameError, StoreError
+from serving.ids import forecast_href, keda_href, scaling_href
 from serving.state import (
     QUANTILE_COLUMNS,
     ForecastSeries,
@@ -281,6 +282,25 @@ def series_item(s: ForecastSeries) -> bytes:
             "horizon": s.horizon,
             "freq_seconds": s.freq_seconds,
             "start": s.ds[0].strip('"') if s.ds else None,
+            "href": forecast_href(s.unique_id),
+        }
+    ).encode()
+
+
+def workload_item(s: LoadSeries) -> bytes:
+    """The ``/v1/workloads`` entry of one workload, rendered once."""
+    return jdump(
+        {
+            "workload_id": s.workload_id,
+            "metric": s.metric,
+            "interval_seconds": s.freq_seconds,
+            "horizon": s.horizon,
+            "start": s.ds[0].strip('"') if s.ds else None,
+            "capacity_per_replica": s.capacity_per_replica,
+            "min_replicas": s.min_replicas,
+            "max_replicas": s.max_replicas,
+            "href": scaling_href(s.workload_id),
+            "keda_href": keda_href(s.workload_id),
         }
     ).encode()
 
@@ -442,6 +462,7 @@ def build_snapshot(
         series=series,
         series_items=[(s, series_item(s)) for s in ordered],
         loads=loads,
+        load_items=[(w, workload_item(w)) for w in sorted(loads.values(), key=_wid)],
         anomalies=records(store.frames.get("anomalies"), ANOMALY_FIELDS),
         rightsizing=records(store.frames.get("rightsizing"), RIGHTSIZING_FIELDS),
         placement=records(store.frames.get("placement"), PLACEMENT_FIELDS),
@@ -450,6 +471,10 @@ def build_snapshot(
         predictor=predictor,
         cache_entries=cache_entries,
     )
+
+
+def _wid(s: LoadSeries) -> str:
+    return s.workload_id
 
 
 # -- the reloader ----------------------------------------------------------------------------
@@ -613,4 +638,5 @@ __all__ = [
     "read_store",
     "records",
     "series_tags",
+    "workload_item",
 ]

@@ -157,7 +157,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            # path_format: the template without converters (``{unique_id}``, not ``:path``).
+            path = getattr(route, "path_format", None) or "unmatched"
             self.metrics.latency.labels(scope["method"], path, str(status)).observe(
                 time.perf_counter() - t0
             )

@@ -47,6 +47,10 @@ class SeriesItem(BaseModel):
     horizon: int = Field(description="Precomputed steps.")
     freq_seconds: int
     start: datetime | None = Field(description="First forecast timestamp.")
+    href: str = Field(
+        description="Its forecast, percent-encoded and relative to the server's base URL "
+        "(``/v1/forecasts/team%3Dnlp%2Fproject%3Dchat``)."
+    )
 
 
 class SeriesList(BaseModel):
@@ -140,6 +144,26 @@ class ScalingResponse(Provenanced):
     capacity_forecast: CapacityForecast | None = Field(
         description="Null when the workload has no capacity per replica."
     )
+
+
+class WorkloadItem(BaseModel):
+    workload_id: str
+    metric: str = Field(description="gpu or cpu: what the load measures.")
+    interval_seconds: int
+    horizon: int = Field(description="Precomputed intervals.")
+    start: datetime | None = Field(description="First forecast interval.")
+    capacity_per_replica: float | None
+    min_replicas: int
+    max_replicas: int
+    href: str = Field(description="Its scaling forecast, percent-encoded, relative URL.")
+    keda_href: str = Field(description="Its KEDA metric, percent-encoded, relative URL.")
+
+
+class WorkloadList(BaseModel):
+    total: int = Field(description="Workloads matching the filters (before paging).")
+    offset: int
+    limit: int
+    items: list[WorkloadItem]
 
 
 class KedaMetric(Provenanced):

@@ -311,6 +311,7 @@ class Snapshot:
     placement: list[dict[str, Any]]
     savings: list[dict[str, Any]]
     missing: dict[str, str] = field(default_factory=dict)
+    load_items: list[tuple[LoadSeries, bytes]] = field(default_factory=list)
     predictor: Predictor | None = None
     cache_entries: int = 4096
     cache: dict[Any, bytes] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from serving.deps import CurrentSnapshot, NoUnknownQuery, ReadKey, invalid, not_ready
+from serving.ids import MAX_ID_LENGTH
 from serving.schemas import (
     BatchForecastResponse,
     ForecastResponse,
@@ -27,7 +28,21 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 UniqueId = Annotated[
-    str, Path(min_length=1, max_length=512, description="Series id (see /v1/series).")
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="Series id (see /v1/series), percent-encoded; `/` raw or as `%2F`.",
+    ),
+]
+UniqueIdQuery = Annotated[
+    str,
+    Query(
+        alias="id",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="Series id (see /v1/series), form-encoded (a plus as `%2B`).",
+    ),
 ]
 Level = Annotated[
     list[Annotated[float, Field(gt=0, le=95)]] | None,
@@ -129,19 +144,12 @@ def build_router(settings: ServingSettings) -> APIRouter:
         )
         return Response(body, media_type=JSON)
 
-    @r.get(
-        "/forecasts/{unique_id}",
-        response_model=ForecastResponse,
-        responses=error_responses(401, 403, 404, 503),
-        summary="Forecast of one series",
-    )
-    async def get_forecast(
+    async def forecast(
         request: Request,
-        unique_id: UniqueId,
-        snap: CurrentSnapshot,
-        _: ReadKey,
-        horizon: Horizon = None,
-        level: Level = None,
+        unique_id: str,
+        snap: Snapshot,
+        horizon: int | None,
+        level: list[float] | None,
     ) -> Response:
         if not snap.ready and snap.predictor is None:
             raise not_ready()
@@ -158,6 +166,42 @@ def build_router(settings: ServingSettings) -> APIRouter:
         if s.provenance.source != "pyfunc":
             snap.remember(request.scope, request.scope.get("route"), body)
         return Response(body, media_type=JSON)
+
+    # ``:path``: an id may hold ``/`` (raw, or ``%2F`` which the server decodes to ``/``).
+    # POST /forecasts/batch is a different method, so this route never swallows it.
+    @r.get(
+        "/forecasts/{unique_id:path}",
+        response_model=ForecastResponse,
+        responses=error_responses(401, 403, 404, 503),
+        summary="Forecast of one series",
+        description="The id in the path, percent-encoded (see the addressing scheme above).",
+    )
+    async def get_forecast(
+        request: Request,
+        unique_id: UniqueId,
+        snap: CurrentSnapshot,
+        _: ReadKey,
+        horizon: Horizon = None,
+        level: Level = None,
+    ) -> Response:
+        return await forecast(request, unique_id, snap, horizon, level)
+
+    @r.get(
+        "/forecasts",
+        response_model=ForecastResponse,
+        responses=error_responses(401, 403, 404, 503),
+        summary="Forecast of one series (id as a query parameter)",
+        description="Same answer as `/v1/forecasts/{unique_id}`, the id in `?id=`.",
+    )
+    async def get_forecast_by_query(
+        request: Request,
+        unique_id: UniqueIdQuery,
+        snap: CurrentSnapshot,
+        _: ReadKey,
+        horizon: Horizon = None,
+        level: Level = None,
+    ) -> Response:
+        return await forecast(request, unique_id, snap, horizon, level)
 
     @r.post(
         "/forecasts/batch",

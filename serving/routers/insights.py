@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from serving.deps import CurrentSnapshot, NoUnknownQuery, ReadKey, invalid
+from serving.ids import MAX_ID_LENGTH
 from serving.schemas import AnomalyList, Recommendations, error_responses
 from serving.state import iso_z, jdump
 
 JSON = "application/json"
-Text = Annotated[str | None, Query(max_length=256)]
+# Filters are query parameters: form-encoded (serving.ids), a plus sent as %2B.
+Text = Annotated[str | None, Query(max_length=MAX_ID_LENGTH)]
 
 
 # Only ISO 8601 text: a bare number would otherwise be read as a Unix time.
@@ -99,7 +101,7 @@ def build_router() -> APIRouter:
             Query(max_length=3, description="Which lists to return (default all)."),
         ] = None,
         team: Annotated[str | None, Query(max_length=256, description="Savings of a team.")] = None,
-        workload_id: Annotated[str | None, Query(max_length=512)] = None,
+        workload_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         min_saving: Annotated[
             float | None, Query(ge=0, le=1e15, description="USD per month.")
         ] = None,
