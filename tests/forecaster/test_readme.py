@@ -104,7 +104,9 @@ RUNS = [
         "--output",
         "teams.csv",
     ],
+    ["showback", "--by", "team", "--by", "project", "--period", "quarter", "--output", "s.csv"],
     ["alerts", "--dry-run"],
+    ["report", "--output", "report.html", "--tables-dir", "tables/"],
     ["models", "list", "--json"],
     ["serve", "--help"],
 ]
