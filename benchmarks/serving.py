@@ -312,7 +312,7 @@ def start_ours(
         **os.environ,
         "FORECASTER_STORE": str(store),
         "FORECASTER_MODEL_NAME": NAME,
-        "FORECASTER_TRACKING_URI": uri,
+        "FORECASTER_MLFLOW_TRACKING_URI": uri,
         "FORECASTER_API_KEYS": f"{READ_KEY},{ADMIN_KEY}:write",
         "FORECASTER_RELOAD_INTERVAL_S": str(reload_s),
     }

@@ -37,6 +37,34 @@ from features.schema import (
 _SCHEMA_VERSION = 1
 
 
+CURRENT_STORE_FILE = "current_store"
+"""File in the data dir naming the current store (written by ``forecaster demo``)."""
+
+
+def default_store_path(data_dir: Path) -> Path:
+    """The store used when ``FORECASTER_STORE`` is not set.
+
+    ``data_dir/forecaster.duckdb`` when it exists (or when nothing else is recorded),
+    else the store named in ``data_dir/current_store`` (the demo writes it), so every
+    command reads the demo's data after ``forecaster demo`` with no extra flags.
+    """
+    default = Path(data_dir) / "forecaster.duckdb"
+    pointer = Path(data_dir) / CURRENT_STORE_FILE
+    if not default.exists() and pointer.is_file():
+        recorded = Path(pointer.read_text(encoding="utf-8").strip())
+        if recorded.exists():
+            return recorded
+    return default
+
+
+def record_current_store(data_dir: Path, store: Path) -> None:
+    """Record ``store`` as the data dir's current store (see :func:`default_store_path`)."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    (Path(data_dir) / CURRENT_STORE_FILE).write_text(
+        str(Path(store).resolve()) + "\n", encoding="utf-8"
+    )
+
+
 def _sql_type(col: str) -> str:
     if col in ("ds", "ds_end"):
         return "TIMESTAMPTZ"

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.store import default_store_path
 from features.tags import DEFAULT_REQUIRED_TAGS, required_dimensions
 
 
@@ -28,7 +29,11 @@ class Settings(BaseSettings):
         default=Path(".forecaster"), description="Where the store and runs live."
     )
     store: Path | None = Field(
-        default=None, description="DuckDB store file; default data_dir/forecaster.duckdb."
+        default=None,
+        description=(
+            "DuckDB store file; default data_dir/forecaster.duckdb, or the store recorded "
+            "in data_dir/current_store (by `forecaster demo`) while that file is absent."
+        ),
     )
     required_tags: list[str] = Field(default_factory=lambda: list(DEFAULT_REQUIRED_TAGS))
     shared_tag_values: list[str] = Field(
@@ -51,7 +56,8 @@ class Settings(BaseSettings):
 
     @property
     def store_path(self) -> Path:
-        return self.store if self.store is not None else self.data_dir / "forecaster.duckdb"
+        """``store`` when set, else :func:`features.store.default_store_path`."""
+        return self.store if self.store is not None else default_store_path(self.data_dir)
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -67,7 +67,13 @@ class ServingSettings(BaseSettings):
     store: Path | None = Field(default=None, description="DuckDB store file.")
     model_name: str | None = Field(default=None, description="Registered MLflow model.")
     model_alias: str = Field(default="champion", description="Registry alias to serve.")
-    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI.")
+    tracking_uri: str | None = Field(
+        default=None,
+        # One variable for the whole app: MLflow's own wins, then the documented setting.
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "FORECASTER_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI (MLFLOW_TRACKING_URI, else "
+        "FORECASTER_MLFLOW_TRACKING_URI).",
+    )
     reload_interval_s: float = Field(default=30.0, gt=0, description="Reload poll period.")
     max_horizon: int = Field(default=720, ge=1, le=100_000, description="Max steps per request.")
     max_batch: int = Field(default=100, ge=1, le=10_000, description="Max series per batch.")
@@ -113,5 +119,8 @@ class ServingSettings(BaseSettings):
 
     @property
     def store_path(self) -> Path:
-        """The store file: ``store`` when set, else ``data_dir/forecaster.duckdb``."""
-        return self.store if self.store is not None else self.data_dir / "forecaster.duckdb"
+        """The store file: ``store`` when set, else ``data_dir/forecaster.duckdb`` (or the
+        store recorded by ``forecaster demo``, see :func:`features.store.default_store_path`)."""
+        from features.store import default_store_path
+
+        return self.store if self.store is not None else default_store_path(self.data_dir)

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from features.exceptions import ForecasterError
-from features.store import IngestReport, Store
+from features.store import IngestReport, Store, record_current_store
 from forecaster.commands.data import report_table
 from forecaster.config import get_settings
 from forecaster.console import err, fail, out, print_json, progress
@@ -221,6 +221,8 @@ def demo(
         model_name="demo-cost-daily",
         detect_window_days=min(31 * months, 3650),
     )
+    # Every other command reads the data dir's store; record the demo's as current.
+    record_current_store(get_settings().data_dir, store_path)
     run = _run_with_progress(store_path, cfg, enabled=not json_)
     elapsed = time.perf_counter() - t0
     summary: dict[str, Any] = {

@@ -70,7 +70,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         env = {
             "FORECASTER_STORE": str(store),
             "FORECASTER_MODEL_NAME": NAME,
-            "FORECASTER_TRACKING_URI": mlflow.uri,
+            "FORECASTER_MLFLOW_TRACKING_URI": mlflow.uri,
             "FORECASTER_API_KEYS": f"{READ},{WRITE}:write",
             "FORECASTER_RELOAD_INTERVAL_S": "0.5",
             "FORECASTER_MAX_HORIZON": "60",
