@@ -95,6 +95,29 @@ _CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 _NULL_KEY = "\x00<null>"
 
 
+#: Row checks in order: the SQL condition that fails a row, its reason and its column.
+_ROW_CHECKS: tuple[tuple[str, str, str], ...] = (
+    (f"NOT {ts_ok_sql('ds')}", "invalid_timestamp", "ChargePeriodStart"),
+    (f"ds_end IS NOT NULL AND NOT {ts_ok_sql('ds_end')}", "invalid_timestamp", "ChargePeriodEnd"),
+    ("ds_end < ds", "invalid_period", "ChargePeriodEnd"),
+    (f"NOT {cost_ok_sql('effective_cost')}", "invalid_cost", "EffectiveCost"),
+    (f"NOT {cost_ok_sql('billed_cost')}", "invalid_cost", "BilledCost"),
+    (
+        f"list_cost IS NOT NULL AND NOT isnan(list_cost) AND NOT {cost_ok_sql('list_cost')}",
+        "invalid_cost",
+        "ListCost",
+    ),
+    ("charge_category IS NULL", "invalid_charge_category", "ChargeCategory"),
+)
+
+
+def _row_checks_sql() -> str:
+    """``_reason, _reason_col`` of the first failing row check (NULL when the row passes)."""
+    reason = " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in _ROW_CHECKS)
+    column = " ".join(f"WHEN {c} THEN '{col}'" for c, _, col in _ROW_CHECKS)
+    return f"CASE {reason} END AS _reason,\n            CASE {column} END AS _reason_col"
+
+
 def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
 
@@ -524,26 +547,7 @@ def _read_one(files: list[Path]) -> tuple[ReadResult, np.ndarray, pa.ChunkedArra
             END AS purchase_option,
             charge_category, effective_cost, billed_cost, list_cost, usage_quantity,
             usage_unit, currency, tags_canon, extras, _h, _full, _tags_ok,
-            CASE
-              WHEN NOT {ts_ok_sql("ds")} THEN 'invalid_timestamp'
-              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'invalid_timestamp'
-              WHEN ds_end < ds THEN 'invalid_period'
-              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'invalid_cost'
-              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'invalid_cost'
-              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
-                   AND NOT {cost_ok_sql("list_cost")} THEN 'invalid_cost'
-              WHEN charge_category IS NULL THEN 'invalid_charge_category'
-            END AS _reason,
-            CASE
-              WHEN NOT {ts_ok_sql("ds")} THEN 'ChargePeriodStart'
-              WHEN ds_end IS NOT NULL AND NOT {ts_ok_sql("ds_end")} THEN 'ChargePeriodEnd'
-              WHEN ds_end < ds THEN 'ChargePeriodEnd'
-              WHEN NOT {cost_ok_sql("effective_cost")} THEN 'EffectiveCost'
-              WHEN NOT {cost_ok_sql("billed_cost")} THEN 'BilledCost'
-              WHEN list_cost IS NOT NULL AND NOT isnan(list_cost)
-                   AND NOT {cost_ok_sql("list_cost")} THEN 'ListCost'
-              WHEN charge_category IS NULL THEN 'ChargeCategory'
-            END AS _reason_col
+            {_row_checks_sql()}
         FROM (
           SELECT
             _line,
