@@ -1,5 +1,11 @@
-"""The README's usage block: every command parses against the CLI, and the ones that need
-no AWS and no input file run on a small demo store with no extra flags (issue 14).
+"""The README's usage block: every command parses against the CLI, and every one that needs
+no AWS and no GPU runs, on a small demo store and on files built from the demo (issue 14).
+
+Not run (flags parsed only): ``ingest cost-explorer``, ``ingest s3``, ``ingest cloudwatch``
+(AWS APIs), ``ingest nvml`` (local NVIDIA GPUs) and ``serve --port`` (a server; ``serve
+--help`` runs). Shrunk to fit a one-month demo / keep the file fast, flags kept: ``forecast
+--level-by`` (7d, 1 window), ``tune`` (2 trials, 60 s, 2 x 7-day windows), ``experiment run``
+(the shipped definition with a 1 x 7-day backtest), ``plan`` (--time-limit 1).
 
 Flag drift: each ``forecaster ...`` line is parsed by the Click command Typer builds
 (``make_context`` with ``resilient_parsing``), so an unknown flag or subcommand fails here
@@ -12,8 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +153,17 @@ def test_readme_command_runs_after_demo(demo_dir: Path, argv: list[str]) -> None
 # the demo's own exports where the product writes such a file.
 
 # dcgm-exporter text (no product writes this; shaped like dcgm-exporter 3.x, Kubernetes mode)
-DCGM_SCRAPE = """\
-# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
-# TYPE DCGM_FI_DEV_GPU_UTIL gauge
-DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-a",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1",container="trainer",namespace="ml",pod="llm-train-0"} 91
-DCGM_FI_DEV_GPU_UTIL{gpu="1",UUID="GPU-b",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1"} 0
-DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-a",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1",container="trainer",namespace="ml",pod="llm-train-0"} 61440
-DCGM_FI_DEV_FB_USED{gpu="1",UUID="GPU-b",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1"} 0
-DCGM_FI_DEV_FB_FREE{gpu="0",UUID="GPU-a",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1",container="trainer",namespace="ml",pod="llm-train-0"} 20480
-DCGM_FI_DEV_FB_FREE{gpu="1",UUID="GPU-b",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1"} 81920
-"""
+_POD = 'container="trainer",namespace="ml",pod="llm-train-0"'
+_GPU = 'gpu="{0}",UUID="GPU-{0}",modelName="NVIDIA A100-SXM4-80GB",Hostname="node-1"'
+DCGM_SCRAPE = "# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).\n" + "".join(
+    f"DCGM_FI_{m}{{{_GPU.format(g)}{',' + _POD if g == 0 else ''}}} {v}\n"
+    for m, vals in (
+        ("DEV_GPU_UTIL", (91, 0)),
+        ("DEV_FB_USED", (61440, 0)),
+        ("DEV_FB_FREE", (20480, 81920)),
+    )
+    for g, v in enumerate(vals)
+)
 
 POLICY = """\
 owners: {nlp: nlp-team}
@@ -196,7 +203,11 @@ def _series_from_demo(metrics: Path, n: int = 3) -> pd.DataFrame:
 def readme_files(demo_dir: Path) -> Path:
     """Write the files the README lines name into the demo's cwd."""
     exports = demo_dir / ".forecaster" / "demo" / "exports"
-    focus, cur, metrics = exports / "focus", exports / "cur", exports / "metrics/utilization.parquet"
+    focus, cur, metrics = (
+        exports / "focus",
+        exports / "cur",
+        exports / "metrics/utilization.parquet",
+    )
     to = demo_dir / "path" / "to"
     to.mkdir(parents=True, exist_ok=True)
     shutil.copytree(focus, to / "focus")
@@ -240,7 +251,7 @@ FILE_RUNS: list[tuple[list[str], dict[str, str]]] = [
     (["detect", "--input"], {}),
     (["policy", "check"], {}),
     (["rightsize"], {}),
-    (["plan"], {}),
+    (["plan"], {"--mig": "--mig --time-limit 1"}),  # README: default 5 s per packing
     (["place"], {}),
     (["pack"], {}),
     (["run", "--config"], {}),
@@ -286,15 +297,24 @@ def test_readme_strict_ingest_fails_cleanly(
 
 
 def test_readme_models_promote_and_rollback(readme_files: Path) -> None:
-    """NAME VERSION: the demo experiment's model; a second run of it gives a second version
-    to promote, and rollback goes back to the first."""
-    res = CliRunner().invoke(app, ["experiment", "run", "demo_team_daily.yaml"])
-    assert res.exit_code == 0, res.output
+    """NAME VERSION: a model registered in the demo's MLflow by two runs of the demo
+    experiment: v1 a one-tree LightGBM (first champion), v2 the shipped definition (left as
+    challenger). ``models promote NAME 2`` passes the guardrail; ``rollback`` goes back to 1."""
+    exp = yaml.safe_load((readme_files / "demo_team_daily.yaml").read_text())
+    exp["register"].update(name="readme-team-daily", promote=True)
+    params = {"seed": 0, "n_estimators": 1}
+    weak = {**exp, "name": "weak", "model": {**exp["model"], "params": params}}
+    (readme_files / "weak.yaml").write_text(yaml.safe_dump(weak))
+    exp["register"]["promote"] = False
+    (readme_files / "challenger.yaml").write_text(yaml.safe_dump({**exp, "name": "challenger"}))
+    for definition in ("weak.yaml", "challenger.yaml"):
+        res = CliRunner().invoke(app, ["experiment", "run", definition])
+        assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["models", "list", "--json"])
     assert res.exit_code == 0, res.output
-    (model,) = [m for m in json.loads(res.stdout)["models"] if m["name"] == "demo-team-daily"]
-    name, version = model["name"], max(v["version"] for v in model["versions"])
-    assert version != "1", model
+    (model,) = [m for m in json.loads(res.stdout)["models"] if m["name"] == "readme-team-daily"]
+    assert model["champion"] == "1", model
+    name, version = model["name"], "2"
     argv = [{"NAME": name, "VERSION": version}.get(a, a) for a in _find(["models", "promote"])]
     res = CliRunner().invoke(app, argv)
     assert res.exit_code == 0, res.output
@@ -303,5 +323,4 @@ def test_readme_models_promote_and_rollback(readme_files: Path) -> None:
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["models", "list", "--json"])
     (model,) = [m for m in json.loads(res.stdout)["models"] if m["name"] == name]
-    print(model)
     assert model["champion"] == "1", model
