@@ -15,6 +15,8 @@ header is line 1) and 0-based row indices for parquet.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import math
 import re
 from collections.abc import Sequence
@@ -94,6 +96,10 @@ _TS_TYPES_OK = ("TIMESTAMP", "DATE", "VARCHAR")
 _CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 _NULL_KEY = "\x00<null>"
 
+#: Longest CSV line (bytes) read; a longer line is rejected on its own line number with
+#: ``malformed_row:line_size_over_maximum`` (a 550 KB Tags cell fits, a 10 MB cell does not).
+MAX_CSV_LINE_BYTES = 4 * 1024 * 1024
+
 
 #: Row checks in order: the SQL condition that fails a row, its reason and its column.
 _ROW_CHECKS: tuple[tuple[str, str, str], ...] = (
@@ -152,18 +158,73 @@ def _is_parquet(path: Path) -> bool:
         return fh.read(4) == b"PAR1"
 
 
+def _header_cells(path: Path, delim: str) -> list[str]:
+    """The header line of ``path`` split on ``delim`` (RFC 4180 quoting), names deduplicated
+    the way DuckDB does (``c``, ``c_1``) so the duplicate-column check still sees them."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        first = fh.readline(MAX_CSV_LINE_BYTES).decode("utf-8", errors="replace")
+    first = first.lstrip("\ufeff").rstrip("\r\n")
+    cells = next(csv.reader([first], delimiter=delim), [])
+    names: list[str] = []
+    for i, cell in enumerate(cells):
+        name = cell or f"column{i}"
+        base, k = name, 0
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.append(name)
+    return names
+
+
+def _explicit_dialect(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """``read_csv`` options: auto-detection, unless it is misled by a broken line.
+
+    One stray double quote makes DuckDB's sniffer pick "no quoting", after which every line
+    holding a quoted cell (a Tags JSON) has too many columns and the whole file is rejected;
+    a line over the size limit makes the sniffer fail and the error names line 1. In both
+    cases the file is read with the standard dialect (the sniffed or header-guessed
+    delimiter, ``"`` quote and escape) and explicit all-varchar columns from the header, so
+    no sniffing happens: only the broken lines are rejected, each on its own line number.
+    """
+    delim: str | None = None
+    try:
+        sniffed = con.execute(
+            f"SELECT Delimiter, Quote FROM sniff_csv({sql_str(path)}, "
+            f"max_line_size={MAX_CSV_LINE_BYTES})"
+        ).fetchall()
+        if sniffed and sniffed[0][1] == '"':
+            return "auto_detect=true,"
+        if sniffed and len(str(sniffed[0][0])) == 1:
+            delim = str(sniffed[0][0])
+    except duckdb.Error:
+        pass
+    if delim is None:  # the sniffer failed: the most frequent candidate in the header
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            first = fh.readline(MAX_CSV_LINE_BYTES).decode("utf-8", errors="replace")
+        delim = max(",;\t|", key=first.count)
+    header = _header_cells(path, delim)
+    if len(header) < 2:
+        return "auto_detect=true,"
+    columns = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    return f"auto_detect=false, columns={columns}, delim={sql_str(delim)}, quote='\"', escape='\"',"
+
+
 def _scan_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, list[Rejection]]:
     """Register ``raw`` (all-varchar rows with ``_line``) and return structural rejects."""
     if path.stat().st_size == 0:
         raise IngestError("file is empty (0 bytes)", path=str(path))
     run(con, "DROP TABLE IF EXISTS raw")
+    dialect = _explicit_dialect(con, path)
     try:
         run(
             con,
             f"""
             CREATE TEMP TABLE raw AS
             SELECT *, row_number() OVER () AS _ord
-            FROM read_csv({sql_str(path)}, all_varchar=true, header=true, auto_detect=true,
+            FROM read_csv({sql_str(path)}, all_varchar=true, header=true, {dialect}
+                          max_line_size={MAX_CSV_LINE_BYTES},
                           store_rejects=true, ignore_errors=true,
                           rejects_table='csv_reject_errors', rejects_scan='csv_reject_scans')
             """,

@@ -289,3 +289,37 @@ def test_a_duplicated_column_fails_naming_it(tmp_path: Path, second: str) -> Non
     with pytest.raises(IngestError, match="'EffectiveCost' appears 2 times") as err:
         read_focus(path)
     assert err.value.column == "EffectiveCost"
+
+
+# -- 7. broken CSV lines are rejected one by one, on their own line (issue 15 point 6) ----------
+
+
+def test_a_stray_quote_rejects_only_its_line(tmp_path: Path) -> None:
+    """A stray ``"`` on line 4 used to make the sniffer drop quoting and reject every line."""
+    path = write_focus_csv(tmp_path / "f.csv", rows(5))
+    lines = path.read_text().splitlines()
+    assert ",Amazon Elastic" in lines[3]
+    lines[3] = lines[3].replace(",Amazon Elastic", ',"Amazon Elastic', 1)
+    path.write_text("\n".join(lines) + "\n")
+    result = read_focus(path)
+    assert result.rows_read == 5
+    assert result.rows_accepted == 4
+    assert result.rows_read == result.rows_accepted + len(result.rejections)
+    [rej] = result.rejections
+    assert (rej.file, rej.row) == (str(path), 4)
+    assert rej.reason.startswith("malformed_row:")
+    # The good lines around it keep their tags (their quoted JSON cells parse); line 4 held
+    # the only "search" row.
+    assert sorted(result.table.column("team").to_pylist()) == ["nlp", "nlp", "vision", "vision"]
+
+
+def test_a_10mb_cell_is_rejected_on_its_own_line(tmp_path: Path) -> None:
+    data = rows(4)
+    data[1] = focus_row(1, x_Operation="A" * 10_000_000)
+    path = write_focus_csv(tmp_path / "f.csv", data)
+    result = read_focus(path)
+    assert [(r.file, r.row, r.reason) for r in result.rejections] == [
+        (str(path), 3, "malformed_row:line_size_over_maximum")
+    ]
+    assert result.rows_accepted == 3
+    assert result.rows_read == result.rows_accepted + len(result.rejections)
